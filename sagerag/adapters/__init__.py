@@ -1,0 +1,32 @@
+"""Adapters: SageMaker content handlers and the LangChain objects built on them."""
+
+from sagerag.adapters.chat import SagemakerChatModel
+from sagerag.adapters.embeddings import SagemakerEmbeddings
+from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm
+from sagerag.adapters.llama2 import (
+    EULA_ATTRIBUTE,
+    Llama2ChatContentHandler,
+    Llama2ContentHandler,
+    Llama2TGIChatContentHandler,
+    messages_to_dialog,
+    render_llama2_chat,
+)
+from sagerag.adapters.llm import SagemakerLLM
+from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
+
+__all__ = [
+    "EULA_ATTRIBUTE",
+    "Llama2ChatContentHandler",
+    "Llama2ContentHandler",
+    "Llama2TGIChatContentHandler",
+    "MiniLMContentHandler",
+    "SagemakerChatModel",
+    "SagemakerEmbeddings",
+    "SagemakerLLM",
+    "make_chat_model",
+    "make_embeddings",
+    "make_llm",
+    "mean_pool",
+    "messages_to_dialog",
+    "render_llama2_chat",
+]

@@ -1,0 +1,69 @@
+"""boto3 `sagemaker-runtime` clients with timeouts and retries set, and endpoint-aware error messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+DEFAULT_TIMEOUT = 60.0
+RETRYABLE_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"}
+)
+"""Error codes worth another try: botocore retries some of these itself, not `ModelNotReadyException`."""
+
+
+def runtime_config(timeout: float = DEFAULT_TIMEOUT, max_attempts: int = 4) -> Config:
+    """botocore settings: connect/read timeouts and botocore's own standard retries."""
+    return Config(
+        connect_timeout=min(timeout, 10.0),
+        read_timeout=timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        tcp_keepalive=True,
+        max_pool_connections=32,
+    )
+
+
+def make_runtime_client(
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    credentials_profile_name: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    config: Config | None = None,
+    static_credentials: tuple[str, str] | None = None,
+) -> Any:
+    """A `sagemaker-runtime` client; `endpoint_url` points it at a local server or a VPC endpoint.
+
+    `static_credentials` (key id, secret) is for the local server, which ignores signatures.
+    """
+    import boto3
+
+    if static_credentials:
+        session = boto3.Session(
+            aws_access_key_id=static_credentials[0], aws_secret_access_key=static_credentials[1]
+        )
+    elif credentials_profile_name:
+        session = boto3.Session(profile_name=credentials_profile_name)
+    else:
+        session = boto3.Session()
+    return session.client(
+        "sagemaker-runtime",
+        region_name=region_name or session.region_name or "us-east-1",
+        endpoint_url=endpoint_url,
+        config=config or runtime_config(timeout),
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """botocore's error code for a ClientError, else ''."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def name_endpoint(exc: BaseException, endpoint_name: str) -> BaseException:
+    """Add the endpoint name to the message of a botocore error, keeping its class and fields."""
+    if isinstance(exc, ClientError) and exc.args and f"endpoint {endpoint_name!r}" not in str(exc):
+        exc.args = (f"{exc.args[0]} [endpoint {endpoint_name!r}]", *exc.args[1:])
+    return exc

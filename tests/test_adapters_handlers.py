@@ -1,0 +1,122 @@
+"""Content handlers and stream helpers, without any endpoint: payloads in, text and vectors out."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from sagerag.adapters import (
+    Llama2ChatContentHandler,
+    Llama2ContentHandler,
+    MiniLMContentHandler,
+    render_llama2_chat,
+)
+from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
+from sagerag.local.llama2_markup import parse_llama2_chat
+
+
+def test_tgi_input_has_defaults_that_call_kwargs_override() -> None:
+    body = json.loads(Llama2ContentHandler().transform_input("hi", {"max_new_tokens": 7, "temperature": 0.5}))
+    assert body["inputs"] == "hi"
+    assert body["parameters"]["max_new_tokens"] == 7
+    assert body["parameters"]["temperature"] == 0.5
+    assert body["parameters"]["return_full_text"] is False
+    assert "stream" not in body
+    streamed = json.loads(Llama2ContentHandler().transform_input("hi", {"stream": True}))
+    assert streamed["stream"] is True and "stream" not in streamed["parameters"]
+
+
+def test_tgi_output_reads_body_and_stream_lines() -> None:
+    handler = Llama2ContentHandler()
+    assert handler.transform_output(io.BytesIO(b'[{"generated_text": "Paris"}]')) == "Paris"
+    line = b'data:{"token": {"id": 5, "text": " Par", "logprob": -0.1, "special": false}, "generated_text": null}'
+    assert handler.transform_output(line) == " Par"
+    special = b'data:{"token": {"id": 2, "text": "</s>", "logprob": 0.0, "special": true}, "generated_text": "Paris"}'
+    assert handler.transform_output(special) == ""
+    final = b'data:{"token": {"id": 9, "text": "is", "special": false}, "generated_text": "Parisis"}'
+    assert handler.transform_output(final) == "is"  # the final line's whole text is not repeated
+
+
+def test_stream_lines_end_without_trailing_newline() -> None:
+    events = [{"PayloadPart": {"Bytes": b"data:a\n\nda"}}, {"PayloadPart": {"Bytes": b"ta:b"}}]
+    assert list(iter_payload_lines(events)) == [b"data:a", b"data:b"]
+
+
+def test_stop_words_are_literal_not_regex() -> None:
+    assert cut_at_stop("Paris. It is big.", ["."]) == "Paris"
+    assert cut_at_stop("a|b", ["|"]) == "a"
+    assert cut_at_stop("no stop here", ["."]) == "no stop here"
+
+
+def test_stop_filter_cuts_across_chunk_boundaries() -> None:
+    stops = StopWordFilter(["END"])
+    emitted = [stops.feed(piece) for piece in ["Hello E", "N", "D and more"]]
+    assert "".join(emitted) == "Hello "
+    assert stops.stopped and stops.flush() == ""
+    open_stops = StopWordFilter(["END"])
+    assert open_stops.feed("Hello E") + open_stops.flush() == "Hello E"
+
+
+def test_llama2_chat_markup_round_trips_through_the_local_parser() -> None:
+    messages = [
+        SystemMessage("Be brief."),
+        HumanMessage("Hi"),
+        AIMessage("Hello!"),
+        HumanMessage("Capital of France?"),
+    ]
+    rendered = render_llama2_chat(messages)
+    assert rendered.startswith("<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]")
+    assert rendered.endswith("[INST] Capital of France? [/INST]")
+    assert parse_llama2_chat(rendered) == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Capital of France?"},
+    ]
+    assert parse_llama2_chat("plain text") == [{"role": "user", "content": "plain text"}]
+
+
+def test_jumpstart_chat_handler_payloads() -> None:
+    handler = Llama2ChatContentHandler()
+    body = json.loads(handler.transform_input([SystemMessage("S"), HumanMessage("Q")], {"max_new_tokens": 9}))
+    assert body["inputs"] == [[{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]]
+    assert body["parameters"]["max_new_tokens"] == 9
+    out = handler.transform_output(io.BytesIO(b'[{"generation": {"role": "assistant", "content": "A"}}]'))
+    assert out.content == "A"
+
+
+def _tokens(n: int, dim: int = 4, value: float = 1.0) -> list[list[float]]:
+    return [[value] * dim for _ in range(n)]
+
+
+def test_minilm_pools_every_container_shape() -> None:
+    handler = MiniLMContentHandler(normalize=False)
+    ragged = [[_tokens(2, value=1.0)], [_tokens(3, value=3.0)]]  # (1, len_i, dim) per input
+    assert np.allclose(handler.pool(ragged), [[1.0] * 4, [3.0] * 4])
+    ragged_2d = [_tokens(2, value=1.0), _tokens(3, value=3.0)]  # (len_i, dim) per input
+    assert np.allclose(handler.pool(ragged_2d), [[1.0] * 4, [3.0] * 4])
+    pooled = [[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]]
+    assert np.allclose(handler.pool(pooled, ["a", "b"]), pooled)
+    assert np.allclose(handler.pool({"embeddings": pooled}, ["a", "b"]), pooled)
+
+
+def test_minilm_padded_output_pools_over_real_tokens_only() -> None:
+    handler = MiniLMContentHandler(normalize=False)
+    texts = ["hi", "a much longer input sentence here"]
+    counts = handler.token_counts(texts)  # [CLS] hi [SEP] -> 3
+    assert counts[0] == 3 and counts[1] > counts[0]
+    width = counts[1]
+    short = _tokens(counts[0], value=1.0) + _tokens(width - counts[0], value=100.0)  # padding holds junk
+    padded = [short, _tokens(width, value=2.0)]
+    assert np.allclose(handler.pool(padded, texts), [[1.0] * 4, [2.0] * 4])
+
+
+def test_minilm_normalises_by_default_and_rejects_unknown_shapes() -> None:
+    vectors = MiniLMContentHandler().pool([[3.0, 4.0]], ["x"])
+    assert np.allclose(vectors, [[0.6, 0.8]])
+    with pytest.raises(Exception, match="cannot pool"):
+        MiniLMContentHandler().pool(5.0, ["x"])
