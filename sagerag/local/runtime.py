@@ -1,0 +1,73 @@
+"""`LocalRuntime`: the SageMaker Runtime API served in-process on loopback by real small models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagerag.local._server import LOOPBACK, BackgroundServer
+from sagerag.local.faults import FaultConfig
+from sagerag.local.models import ModelRegistry, shared_registry
+from sagerag.local.runtime_app import EndpointSpec, RuntimeApp
+
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+"""boto3 signs every request; the local server ignores the signature, so any key pair works."""
+
+
+class LocalRuntime:
+    """Start with `with LocalRuntime() as rt:`; `rt.endpoint_url` and `rt.client()` point boto3 at it.
+
+    Models load lazily on the first request and are shared by every LocalRuntime in the process.
+    """
+
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int | None = None,
+        endpoints: dict[str, EndpointSpec] | None = None,
+        faults: FaultConfig | None = None,
+        registry: ModelRegistry | None = None,
+        allow_remote: bool = False,
+    ):
+        self.app = RuntimeApp(registry or shared_registry(), endpoints, faults)
+        self._server = BackgroundServer(self.app.app, host, port, allow_remote)
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._server.url
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self.app.faults
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        self.app.faults = value
+
+    def client(self, **config: Any) -> Any:
+        """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
+        import boto3
+
+        from sagerag.adapters._client import runtime_config
+
+        return boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=self.endpoint_url,
+            region_name=LOCAL_REGION,
+            config=runtime_config(**config) if config else runtime_config(),
+            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        )
+
+    def start(self) -> LocalRuntime:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,188 @@
+"""The SageMaker Runtime API on loopback: routes, SageMaker-shaped errors, event-stream responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from sagerag.local.containers import (
+    ContainerError,
+    FeatureExtraction,
+    JumpStartLlama2Chat,
+    TextGenerationInference,
+)
+from sagerag.local.eventstream import model_stream_error, payload_part
+from sagerag.local.faults import FaultConfig
+from sagerag.local.models import ModelRegistry
+
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+"""SageMaker real-time inference accepts request bodies up to 6 MB."""
+ACCOUNT = "000000000000"
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """Which container format an endpoint speaks, and which local model serves it."""
+
+    container: str
+    """`feature-extraction`, `feature-extraction-padded`, `tgi` or `jumpstart-chat`."""
+    model: str
+    """Name of a model in the registry (`minilm`, `smollm2`, or one the user registered)."""
+
+
+DEFAULT_ENDPOINTS: dict[str, EndpointSpec] = {
+    "minilm": EndpointSpec("feature-extraction", "minilm"),
+    "minilm-padded": EndpointSpec("feature-extraction-padded", "minilm"),
+    "llama2": EndpointSpec("tgi", "smollm2"),
+    "llama2-chat": EndpointSpec("jumpstart-chat", "smollm2"),
+}
+
+_CONTAINERS: dict[str, Callable[[Any], Any]] = {
+    "feature-extraction": lambda model: FeatureExtraction(model, padded=False),
+    "feature-extraction-padded": lambda model: FeatureExtraction(model, padded=True),
+    "tgi": TextGenerationInference,
+    "jumpstart-chat": JumpStartLlama2Chat,
+}
+
+
+def _error(status: int, code: str, message: str, **fields: Any) -> Response:
+    body = {"__type": code, "message": message, "Message": message, **fields}
+    return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": code})
+
+
+def _model_error(endpoint: str, exc: ContainerError) -> Response:
+    original = json.dumps({"code": exc.status, "type": "InternalServerException", "message": exc.message})
+    log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    return _error(
+        424,
+        "ModelError",
+        f'Received client error ({exc.status}) from primary with message "{original}". '
+        f"See the log group {log_group} in account {ACCOUNT} for more information.",
+        OriginalStatusCode=exc.status,
+        OriginalMessage=original,
+        LogStreamArn=f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{log_group}",
+    )
+
+
+class RuntimeApp:
+    """Builds the Starlette app; containers are created on first use, models from the shared registry."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        endpoints: dict[str, EndpointSpec] | None = None,
+        faults: FaultConfig | None = None,
+    ):
+        self.registry = registry
+        self.endpoints = dict(DEFAULT_ENDPOINTS if endpoints is None else endpoints)
+        for name, spec in self.endpoints.items():
+            if spec.container not in _CONTAINERS:
+                raise ValueError(
+                    f"endpoint {name!r}: unknown container {spec.container!r}; known: {sorted(_CONTAINERS)}"
+                )
+        self.faults = faults or FaultConfig()
+        self._containers: dict[str, Any] = {}
+        self.app = Starlette(
+            routes=[
+                Route("/endpoints/{name}/invocations", self.invoke, methods=["POST"]),
+                Route("/endpoints/{name}/invocations-response-stream", self.invoke_stream, methods=["POST"]),
+                Route("/ping", self.health, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+            ]
+        )
+
+    def container(self, name: str) -> Any:
+        if name not in self._containers:
+            spec = self.endpoints[name]
+            self._containers[name] = _CONTAINERS[spec.container](self.registry.get(spec.model))
+        return self._containers[name]
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(
+            {"status": "ok", "endpoints": sorted(self.endpoints), "models_loaded": self.registry.loaded()}
+        )
+
+    async def _precheck(self, request: Request) -> tuple[str, bytes, str] | Response:
+        """Common checks: endpoint exists, body size, injected latency and faults."""
+        name = request.path_params["name"]
+        if name not in self.endpoints:
+            return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+        body = await request.body()
+        if len(body) > MAX_REQUEST_BYTES:
+            return _error(
+                400,
+                "ValidationError",
+                f"Request payload of {len(body)} bytes for endpoint {name} exceeds the maximum of "
+                f"{MAX_REQUEST_BYTES} bytes (6 MB) for real-time inference.",
+            )
+        if self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        fault = self.faults.draw()
+        if fault:
+            return _error(*fault)
+        return name, body, request.headers.get("x-amzn-sagemaker-custom-attributes", "")
+
+    async def invoke(self, request: Request) -> Response:
+        checked = await self._precheck(request)
+        if isinstance(checked, Response):
+            return checked
+        name, body, attributes = checked
+        try:
+            container = await run_in_threadpool(self.container, name)
+            output = await run_in_threadpool(container.invoke, body, attributes)
+        except ContainerError as exc:
+            return _model_error(name, exc)
+        except Exception as exc:  # a model that crashed: SageMaker reports a 500 from the container
+            return _model_error(name, ContainerError(500, f"{type(exc).__name__}: {exc}"))
+        return Response(
+            output,
+            media_type="application/json",
+            headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+        )
+
+    async def invoke_stream(self, request: Request) -> Response:
+        checked = await self._precheck(request)
+        if isinstance(checked, Response):
+            return checked
+        name, body, attributes = checked
+        try:
+            container = await run_in_threadpool(self.container, name)
+        except Exception as exc:
+            return _model_error(name, ContainerError(500, f"{type(exc).__name__}: {exc}"))
+        if not hasattr(container, "stream"):
+            return _error(400, "ValidationError", f"Endpoint {name} does not support response streaming.")
+        lines = container.stream(body, attributes)
+        try:  # validation errors surface before the first byte, as a normal ModelError
+            first = await run_in_threadpool(next, lines, None)
+        except ContainerError as exc:
+            return _model_error(name, exc)
+        return StreamingResponse(
+            _frames(lines, first),
+            media_type="application/vnd.amazon.eventstream",
+            headers={
+                "X-Amzn-SageMaker-Content-Type": "text/event-stream",
+                "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+            },
+        )
+
+
+async def _frames(lines: Any, first: bytes | None) -> AsyncIterator[bytes]:
+    """Event-stream frames, one per line as it is generated; the generator is closed on disconnect."""
+    try:
+        line = first
+        while line is not None:
+            yield payload_part(line)
+            line = await run_in_threadpool(next, lines, None)
+    except Exception as exc:
+        yield model_stream_error(f"{type(exc).__name__}: {exc}")
+    finally:
+        await run_in_threadpool(lines.close)
