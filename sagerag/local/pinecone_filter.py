@@ -1,0 +1,182 @@
+"""Pinecone's metadata filter grammar, evaluated as numpy masks over a namespace.
+
+Each metadata field referenced by a filter is turned once (per cache generation) into columns: a float
+array for numbers, an int8 array for booleans and (row, code) pairs for strings, where a list of strings
+contributes one pair per element. Operators then become array comparisons and `np.isin`, so a filter
+costs a few vector operations per referenced field instead of a Python call per row.
+
+Semantics follow Pinecone: a bare value means `$eq`; several top-level keys are ANDed; `$eq`/`$in` on a
+list-of-strings field match when any element matches, and `$ne`/`$nin` are their exact negation (so they
+also match rows that lack the field).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Mask = npt.NDArray[np.bool_]
+
+_COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
+_FIELD_OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS})
+
+
+class FilterError(ValueError):
+    """A filter that Pinecone would reject with 400 INVALID_ARGUMENT."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class FieldColumn:
+    """One metadata field of every row in a namespace, in vectorised form."""
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        n = len(values)
+        self.n = n
+        self.present = np.zeros(n, dtype=np.bool_)
+        self.numbers = np.full(n, np.nan, dtype=np.float64)
+        self.booleans = np.full(n, -1, dtype=np.int8)
+        vocab: dict[str, int] = {}
+        rows: list[int] = []
+        codes: list[int] = []
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            self.present[row] = True
+            if isinstance(value, bool):
+                self.booleans[row] = int(value)
+            elif _is_number(value):
+                self.numbers[row] = float(value)
+            elif isinstance(value, str):
+                rows.append(row)
+                codes.append(vocab.setdefault(value, len(vocab)))
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, str):
+                        rows.append(row)
+                        codes.append(vocab.setdefault(item, len(vocab)))
+        self.vocab = vocab
+        self.string_rows = np.asarray(rows, dtype=np.int64)
+        self.string_codes = np.asarray(codes, dtype=np.int64)
+
+    def _rows_with_codes(self, wanted: list[int]) -> Mask:
+        mask = np.zeros(self.n, dtype=np.bool_)
+        if wanted and self.string_codes.size:
+            hit = np.isin(self.string_codes, np.asarray(wanted, dtype=np.int64))
+            mask[self.string_rows[hit]] = True
+        return mask
+
+    def is_in(self, values: Sequence[Any]) -> Mask:
+        """Rows whose value (or any list element) equals one of `values`."""
+        mask = np.zeros(self.n, dtype=np.bool_)
+        codes = [self.vocab[v] for v in values if isinstance(v, str) and v in self.vocab]
+        if codes:
+            mask |= self._rows_with_codes(codes)
+        numbers = [float(v) for v in values if _is_number(v)]
+        if numbers:
+            mask |= np.isin(self.numbers, np.asarray(numbers, dtype=np.float64))
+        for flag in {v for v in values if isinstance(v, bool)}:
+            mask |= self.booleans == int(flag)
+        return mask
+
+    def compare(self, op: str, value: float) -> Mask:
+        """Numeric comparison; rows without a number never match (NaN compares false)."""
+        with np.errstate(invalid="ignore"):
+            if op == "$gt":
+                return self.numbers > value
+            if op == "$gte":
+                return self.numbers >= value
+            if op == "$lt":
+                return self.numbers < value
+            return self.numbers <= value
+
+
+class MetadataTable:
+    """Lazily built columns over a fixed list of decoded-on-demand metadata rows."""
+
+    def __init__(self, metadata_json: Sequence[str | None], loads: Any) -> None:
+        self._raw = metadata_json
+        self._loads = loads
+        self._rows: list[dict[str, Any]] | None = None
+        self._columns: dict[str, FieldColumn] = {}
+        self._lock = threading.Lock()
+        self.n = len(metadata_json)
+
+    def column(self, field: str) -> FieldColumn:
+        column = self._columns.get(field)
+        if column is None:
+            with self._lock:
+                if self._rows is None:
+                    self._rows = [self._loads(raw) if raw else {} for raw in self._raw]
+                column = FieldColumn([row.get(field) for row in self._rows])
+                self._columns[field] = column
+        return column
+
+
+def validate_filter(filter_: Any) -> None:
+    """Raise FilterError for anything Pinecone's grammar rejects, without evaluating it."""
+    evaluate_filter(filter_, None)
+
+
+def evaluate_filter(filter_: Any, table: MetadataTable | None) -> Mask:
+    """Mask of the rows of `table` that match `filter_` (validation only when `table` is None)."""
+    if not isinstance(filter_, Mapping):
+        raise FilterError(f"filter must be an object, got {type(filter_).__name__}")
+    n = table.n if table is not None else 0
+    mask = np.ones(n, dtype=np.bool_)
+    for key, value in filter_.items():
+        if key in ("$and", "$or"):
+            if not isinstance(value, list) or not value:
+                raise FilterError(f"{key} must be a non-empty array of filters")
+            parts = [evaluate_filter(part, table) for part in value]
+            combined = np.logical_and.reduce(parts) if key == "$and" else np.logical_or.reduce(parts)
+            mask &= combined
+        elif key.startswith("$"):
+            raise FilterError(f"unknown top-level operator {key!r}; use $and, $or or a field name")
+        else:
+            mask &= _evaluate_field(key, value, table)
+    return mask
+
+
+def _evaluate_field(field: str, condition: Any, table: MetadataTable | None) -> Mask:
+    if not isinstance(condition, Mapping):
+        condition = {"$eq": condition}
+    if not condition:
+        raise FilterError(f"empty condition for field {field!r}")
+    column = table.column(field) if table is not None else None
+    n = column.n if column is not None else 0
+    mask = np.ones(n, dtype=np.bool_)
+    for op, operand in condition.items():
+        if op not in _FIELD_OPERATORS:
+            raise FilterError(f"unknown operator {op!r} for field {field!r}")
+        if op in ("$eq", "$ne"):
+            if not (isinstance(operand, str | bool) or _is_number(operand)):
+                raise FilterError(f"{op} on {field!r} needs a string, number or boolean")
+            if column is not None:
+                hit = column.is_in([operand])
+                mask &= hit if op == "$eq" else ~hit
+        elif op in ("$in", "$nin"):
+            if not isinstance(operand, list) or not all(
+                isinstance(v, str | bool) or _is_number(v) for v in operand
+            ):
+                raise FilterError(f"{op} on {field!r} needs an array of strings, numbers or booleans")
+            if column is not None:
+                hit = column.is_in(operand)
+                mask &= hit if op == "$in" else ~hit
+        elif op == "$exists":
+            if not isinstance(operand, bool):
+                raise FilterError(f"$exists on {field!r} needs a boolean")
+            if column is not None:
+                mask &= column.present if operand else ~column.present
+        else:
+            if not _is_number(operand):
+                raise FilterError(f"{op} on {field!r} needs a number")
+            if column is not None:
+                mask &= column.compare(op, float(operand))
+    return mask

@@ -1,0 +1,72 @@
+"""Split upserts to fit Pinecone's per-request limits, and refuse what can never fit.
+
+Pinecone rejects an upsert over 1000 vectors or 2 MB, a vector whose metadata exceeds 40 KB, and an id
+over 512 bytes. We measure each record as it will be serialised, pack records greedily into requests
+under both the count and the byte budget, and raise `DocumentTooLargeError` for a single record that no
+request could carry, before anything is sent, so a failing ingest never leaves a half-written batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from sagerag.errors import DocumentTooLargeError, InputError
+
+MAX_VECTORS_PER_REQUEST = 1000
+# Pinecone's limit is 2 MB per request; keep headroom for the envelope and encoder differences.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024 - 64 * 1024
+MAX_METADATA_BYTES = 40 * 1024
+MAX_ID_BYTES = 512
+_ENVELOPE_BYTES = 1024  # {"vectors": [...], "namespace": "..."}
+
+
+def record_size(record: Mapping[str, Any]) -> int:
+    """Bytes `record` adds to a request body (JSON plus its separating comma)."""
+    return len(orjson.dumps(record)) + 1
+
+
+def check_record(record: Mapping[str, Any], source: str | None = None) -> int:
+    """Validate one record against Pinecone's per-vector limits; return its serialised size."""
+    vector_id = str(record["id"])
+    where = f"document {vector_id!r}" + (f" (source {source!r})" if source else "")
+    if not vector_id or len(vector_id.encode()) > MAX_ID_BYTES:
+        raise InputError(
+            f"{where}: ids must be 1 to {MAX_ID_BYTES} bytes, this one is {len(vector_id.encode())}"
+        )
+    metadata = record.get("metadata")
+    if metadata:
+        meta_bytes = len(orjson.dumps(metadata))
+        if meta_bytes > MAX_METADATA_BYTES:
+            raise DocumentTooLargeError(
+                f"{where}: its metadata (text included) is {meta_bytes} bytes, over Pinecone's limit of "
+                f"{MAX_METADATA_BYTES} bytes per vector; split the document into smaller chunks"
+            )
+    size = record_size(record)
+    if size + _ENVELOPE_BYTES > MAX_REQUEST_BYTES:
+        raise DocumentTooLargeError(
+            f"{where}: it serialises to {size} bytes, more than one upsert request may carry "
+            f"({MAX_REQUEST_BYTES} bytes)"
+        )
+    return size
+
+
+def split_batches(
+    records: Sequence[Mapping[str, Any]],
+    sizes: Sequence[int],
+    max_count: int = MAX_VECTORS_PER_REQUEST,
+    max_bytes: int = MAX_REQUEST_BYTES,
+) -> Iterator[list[Mapping[str, Any]]]:
+    """Greedy, order-preserving packing of `records` (with precomputed `sizes`) into requests."""
+    batch: list[Mapping[str, Any]] = []
+    used = _ENVELOPE_BYTES
+    for record, size in zip(records, sizes, strict=True):
+        if batch and (len(batch) >= max_count or used + size > max_bytes):
+            yield batch
+            batch, used = [], _ENVELOPE_BYTES
+        batch.append(record)
+        used += size
+    if batch:
+        yield batch

@@ -1,0 +1,88 @@
+"""Create or check the Pinecone index the store writes to.
+
+An index whose dimension or metric differs from the embedding model's silently returns garbage (or fails
+every upsert), so an existing index is checked, not trusted. Returns the data-plane host, which is what
+`pc.Index(host=...)` needs and what a configuration file can store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from sagerag.errors import ConfigurationError, IndexMismatchError
+from sagerag.stores import _retry
+
+
+def index_shape(description: Any) -> tuple[int | None, str]:
+    """(dimension, metric) of an index description's single dense vector field."""
+    schema = getattr(description, "schema", None)
+    fields = getattr(schema, "fields", None) or {}
+    for field in fields.values():
+        dimension = getattr(field, "dimension", None)
+        metric = getattr(field, "metric", None)
+        if dimension is not None:
+            return int(dimension), str(metric or "cosine").lower()
+    return None, "cosine"
+
+
+def _control_host(pc: Any) -> str:
+    config = getattr(pc, "config", None)
+    return str(getattr(config, "host", "") or "the Pinecone API")
+
+
+def ensure_index(
+    pc: Any,
+    name: str,
+    dimension: int,
+    metric: str = "cosine",
+    timeout: float = 60,
+    cloud: str = "aws",
+    region: str = "us-east-1",
+) -> str:
+    """Create a managed (serverless) dense index, or check an existing one; return its host when ready.
+
+    Raises `IndexMismatchError` when an existing index has another dimension or metric, and
+    `ConfigurationError` when the key is rejected or the index is not ready within `timeout` seconds.
+    """
+    host = _control_host(pc)
+    metric = metric.lower()
+    try:
+        exists = pc.indexes.exists(name)
+        if not exists:
+            from pinecone.errors.exceptions import ConflictError
+
+            # Created concurrently by someone else: checked below like any existing index.
+            with contextlib.suppress(ConflictError):
+                pc.indexes.create(
+                    name=name,
+                    schema={
+                        "fields": {
+                            "_values": {"type": "dense_vector", "dimension": dimension, "metric": metric}
+                        }
+                    },
+                    deployment={"deployment_type": "managed", "cloud": cloud, "region": region},
+                    timeout=-1,
+                )
+        deadline = time.monotonic() + timeout
+        while True:
+            description = pc.indexes.describe(name)
+            if getattr(description.status, "ready", False):
+                break
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"Pinecone index {name!r} was not ready within {timeout:.0f}s")
+            time.sleep(0.5)
+    except Exception as exc:
+        translated = _retry.translate(exc, host)
+        if translated is exc:
+            raise
+        raise translated from None
+    found_dimension, found_metric = index_shape(description)
+    if found_dimension != dimension or found_metric != metric:
+        raise IndexMismatchError(
+            f"Pinecone index {name!r} has dimension {found_dimension} and metric {found_metric}, but the "
+            f"embedding model needs dimension {dimension} and metric {metric}; use another index name or "
+            "delete the index"
+        )
+    return str(description.host)

@@ -1,0 +1,296 @@
+"""`PineconeStore`: a LangChain vector store on the current `pinecone` SDK (10.x).
+
+Why not langchain-pinecone: it pins `pinecone<8` and gives re-ingested documents fresh uuid4 ids, so
+re-running an ingest duplicates the corpus. Here ids are stable (caller's id, else `Document.id`, else a
+sha256 of source and text), upserts are split to Pinecone's request limits and retried on 429/5xx, and
+scores are "higher is better" for every metric.
+
+Scores: cosine -> cosine similarity; dotproduct -> dot product; euclidean -> `1 / (1 + d²)` where d² is
+the squared distance Pinecone returns, so 1.0 is identical and scores fall towards 0 with distance.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+
+from sagerag.stores import _retry
+from sagerag.stores._batching import check_record, split_batches
+from sagerag.stores._index import index_shape
+
+_FETCH_CHUNK = 100  # ids travel in the query string; keep URLs short
+_DELETE_CHUNK = 1000
+
+
+def stable_id(text: str, metadata: dict[str, Any] | None) -> str:
+    """Same source and text -> same id, so re-adding a document overwrites it instead of duplicating."""
+    source = str((metadata or {}).get("source", ""))
+    return hashlib.sha256(f"{source}\x1f{text}".encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Python scalars for JSON (numpy floats and ints are rejected by the SDK)."""
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        return value.item()
+    return value
+
+
+class PineconeStore(VectorStore):
+    """LangChain `VectorStore` over one Pinecone index (any host the SDK can reach, local or cloud)."""
+
+    def __init__(
+        self,
+        index: Any,
+        embedding: Embeddings,
+        namespace: str = "",
+        text_key: str = "text",
+        *,
+        metric: str | None = None,
+        max_workers: int = 4,
+        max_attempts: int = 5,
+        embed_batch_size: int = 256,
+    ) -> None:
+        self._index = index
+        self._embedding = embedding
+        self.namespace = namespace
+        self.text_key = text_key
+        self._metric = metric
+        self.max_workers = max_workers
+        self.max_attempts = max_attempts
+        self.embed_batch_size = embed_batch_size
+
+    @classmethod
+    def from_index_name(
+        cls, pc: Any, index_name: str, embedding: Embeddings, namespace: str = "", text_key: str = "text"
+    ) -> PineconeStore:
+        """Describe the index once (host and metric) and build the store from a `Pinecone` client."""
+        host = getattr(pc, "config", None)
+        try:
+            description = pc.indexes.describe(index_name)
+        except Exception as exc:
+            translated = _retry.translate(exc, str(getattr(host, "host", "") or "the Pinecone API"))
+            if translated is exc:
+                raise
+            raise translated from None
+        _, metric = index_shape(description)
+        return cls(pc.Index(host=description.host), embedding, namespace, text_key, metric=metric)
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embedding
+
+    @property
+    def index(self) -> Any:
+        return self._index
+
+    @property
+    def metric(self) -> str:
+        """The index's metric; asked of `describe_index_stats` once when not given."""
+        if self._metric is None:
+            stats = self._call(lambda: self._index.describe_index_stats())
+            self._metric = str(getattr(stats, "metric", None) or "cosine").lower()
+        return self._metric
+
+    def _host(self) -> str:
+        return str(getattr(self._index, "host", "the Pinecone index"))
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        return _retry.call(fn, self._host(), attempts=self.max_attempts)
+
+    def _ns(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else namespace
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        *,
+        ids: Sequence[str | None] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and upsert; ids are the caller's, else stable hashes of (source, text)."""
+        texts = list(texts)
+        metadatas = metadatas or [{} for _ in texts]
+        given = list(ids) if ids is not None else [None] * len(texts)
+        if len(metadatas) != len(texts) or len(given) != len(texts):
+            raise ValueError("texts, metadatas and ids must have the same length")
+        final_ids = [i if i else stable_id(t, m) for t, m, i in zip(texts, metadatas, given, strict=True)]
+        records: list[dict[str, Any]] = []
+        sizes: list[int] = []
+        vectors = self._embed(texts)
+        for vector_id, text, meta, values in zip(final_ids, texts, metadatas, vectors, strict=True):
+            metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
+            metadata[self.text_key] = text
+            record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
+            sizes.append(check_record(record, str(metadata.get("source") or "") or None))
+            records.append(record)
+        self._upsert(records, sizes, self._ns(namespace))
+        return final_ids
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Like the base class, but `Document.id` fills in per document where `ids` gives none."""
+        ids = kwargs.pop("ids", None)
+        doc_ids = [
+            (ids[i] if ids is not None and i < len(ids) and ids[i] else None) or doc.id
+            for i, doc in enumerate(documents)
+        ]
+        return self.add_texts(
+            [d.page_content for d in documents], [dict(d.metadata) for d in documents], ids=doc_ids, **kwargs
+        )
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.embed_batch_size):
+            out.extend(self._embedding.embed_documents(texts[start : start + self.embed_batch_size]))
+        return out
+
+    def _upsert(self, records: list[dict[str, Any]], sizes: list[int], namespace: str) -> None:
+        batches = list(split_batches(records, sizes))
+        if not batches:
+            return
+
+        def send(batch: list[Any]) -> None:
+            self._call(lambda: self._index.upsert(vectors=batch, namespace=namespace))
+
+        if len(batches) == 1:
+            send(batches[0])
+            return
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
+            for future in [pool.submit(send, b) for b in batches]:
+                future.result()
+
+    def delete(
+        self,
+        ids: list[str] | None = None,
+        *,
+        delete_all: bool | None = None,
+        filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> bool | None:
+        """Delete by ids, by metadata filter, or everything in the namespace (`delete_all=True`)."""
+        ns = self._ns(namespace)
+        if delete_all:
+            self._call(lambda: self._index.delete(delete_all=True, namespace=ns))
+        elif ids is not None:
+            for start in range(0, len(ids), _DELETE_CHUNK):
+                chunk = list(ids[start : start + _DELETE_CHUNK])
+                if chunk:
+                    self._call(functools.partial(self._index.delete, ids=chunk, namespace=ns))
+        elif filter is not None:
+            self._call(lambda: self._index.delete(filter=filter, namespace=ns))
+        else:
+            raise ValueError("delete needs ids, filter or delete_all=True")
+        return True
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def get_by_ids(self, ids: Sequence[str], /, *, namespace: str | None = None) -> list[Document]:
+        """Documents for the ids that exist, in the order asked; missing ids are skipped."""
+        ns = self._ns(namespace)
+        found: dict[str, Document] = {}
+        for start in range(0, len(ids), _FETCH_CHUNK):
+            chunk = list(ids[start : start + _FETCH_CHUNK])
+            response = self._call(functools.partial(self._index.fetch, ids=chunk, namespace=ns))
+            for vector_id, vector in response.vectors.items():
+                found[vector_id] = self._document(vector_id, vector.metadata)
+        return [found[i] for i in ids if i in found]
+
+    def _document(self, vector_id: str, metadata: dict[str, Any] | None) -> Document:
+        meta = dict(metadata or {})
+        text = meta.pop(self.text_key, "")
+        return Document(id=vector_id, page_content=str(text), metadata=meta)
+
+    def _score(self, raw: float) -> float:
+        if self.metric == "euclidean":
+            return 1.0 / (1.0 + max(raw, 0.0))
+        return raw
+
+    def similarity_search_by_vector_with_score(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Top `k` with similarity scores (higher is better for every metric)."""
+        ns = self._ns(namespace)
+        vector = [float(x) for x in embedding]
+        response = self._call(
+            lambda: self._index.query(
+                vector=vector, top_k=k, filter=filter or None, namespace=ns, include_metadata=True
+            )
+        )
+        return [(self._document(m.id, m.metadata), self._score(float(m.score))) for m in response.matches]
+
+    def similarity_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        return self.similarity_search_by_vector_with_score(
+            self._embedding.embed_query(query), k, filter=filter, namespace=namespace
+        )
+
+    def similarity_search(
+        self,
+        query: str,
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        return [d for d, _ in self.similarity_search_with_score(query, k, filter=filter, namespace=namespace)]
+
+    def similarity_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        filter: dict[str, Any] | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        return [
+            d
+            for d, _ in self.similarity_search_by_vector_with_score(
+                embedding, k, filter=filter, namespace=namespace
+            )
+        ]
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Map our scores to [0, 1] for `similarity_score_threshold` retrievers."""
+        if self.metric == "euclidean":
+            return lambda score: score
+        return lambda score: (score + 1.0) / 2.0
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict] | None = None,
+        *,
+        ids: list[str] | None = None,
+        index: Any = None,
+        namespace: str = "",
+        text_key: str = "text",
+        **kwargs: Any,
+    ) -> PineconeStore:
+        """Build a store over `index` (a `pinecone` Index object) and add `texts` to it."""
+        if index is None:
+            raise ValueError("PineconeStore.from_texts needs index=<pinecone Index>")
+        store = cls(index, embedding, namespace=namespace, text_key=text_key, **kwargs)
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
