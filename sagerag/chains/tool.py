@@ -1,0 +1,63 @@
+"""The RAG chain as a LangChain tool, so an agent can consult the knowledge base."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import Runnable
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+DEFAULT_DESCRIPTION = (
+    "Answers questions about Amazon SageMaker from its FAQ. Input: one self-contained question. "
+    'Returns the answer and the ids of the FAQ passages it is based on, or "I don\'t know" when the '
+    "FAQ does not cover the question."
+)
+
+
+class QuestionInput(BaseModel):
+    """The tool's arguments."""
+
+    question: str = Field(description="A self-contained question in natural language.")
+
+
+def format_tool_answer(result: dict[str, Any], snippet_chars: int = 200) -> str:
+    """The answer and its cited sources as plain text an agent model can read."""
+    lines = [f"Answer: {result['answer']}"]
+    if result["abstained"]:
+        lines.append("(The knowledge base does not answer this question.)")
+    elif result["sources"]:
+        lines.append("Sources:")
+        for source in result["sources"]:
+            text = " ".join(str(source["text"]).split())
+            if len(text) > snippet_chars:
+                text = text[:snippet_chars].rstrip() + "..."
+            score = "" if source["score"] is None else f" (score {source['score']:.2f})"
+            lines.append(f"- [{source['id']}]{score} {text}")
+    return "\n".join(lines)
+
+
+def as_tool(
+    chain: Runnable[Any, dict[str, Any]],
+    name: str = "sagemaker_faq",
+    description: str = DEFAULT_DESCRIPTION,
+) -> StructuredTool:
+    """A tool taking ``question``: the ToolMessage content is the readable answer with source ids, and its
+    ``artifact`` is the chain's full output (``answer``, ``sources``, ``abstained``) for code to use."""
+
+    def run(question: str) -> tuple[str, dict[str, Any]]:
+        result = chain.invoke({"question": question})
+        return format_tool_answer(result), result
+
+    async def arun(question: str) -> tuple[str, dict[str, Any]]:
+        result = await chain.ainvoke({"question": question})
+        return format_tool_answer(result), result
+
+    return StructuredTool.from_function(
+        func=run,
+        coroutine=arun,
+        name=name,
+        description=description,
+        args_schema=QuestionInput,
+        response_format="content_and_artifact",
+    )

@@ -1,0 +1,53 @@
+"""An agent (LangChain 1.x ``create_agent``) calls the RAG tool; a scripted fake chat model drives it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_core.language_models.fake import FakeListLLM
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.vectorstores import InMemoryVectorStore
+
+from sagerag.chains import as_tool, build_rag_chain
+
+PASSAGE = "SageMaker Serverless Inference scales endpoints to zero when idle."
+
+
+class ScriptedToolModel(GenericFakeChatModel):
+    """Plays back scripted messages; tools are accepted and ignored, as the script already knows them."""
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedToolModel:  # type: ignore[override]
+        return self
+
+
+def test_agent_reads_answer_and_sources_from_tool() -> None:
+    store = InMemoryVectorStore(DeterministicFakeEmbedding(size=32))
+    store.add_documents([Document(PASSAGE, id="faq-42"), Document("Pinecone stores vectors.", id="faq-7")])
+    chain = build_rag_chain(FakeListLLM(responses=["It scales to zero when idle."]), store, k=2)
+    tool = as_tool(chain)
+
+    script = iter(
+        [
+            AIMessage(
+                content="",
+                tool_calls=[{"name": "sagemaker_faq", "args": {"question": PASSAGE}, "id": "call-1"}],
+            ),
+            AIMessage("Serverless Inference scales to zero when idle [faq-42]."),
+        ]
+    )
+    agent = create_agent(ScriptedToolModel(messages=script), tools=[tool])
+    state = agent.invoke({"messages": [HumanMessage("Does serverless inference scale to zero?")]})
+
+    tool_messages = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert len(tool_messages) == 1
+    reply = tool_messages[0]
+    assert reply.tool_call_id == "call-1" and reply.name == "sagemaker_faq"
+    assert "Answer: It scales to zero when idle." in reply.text
+    assert "[faq-42]" in reply.text
+    assert reply.artifact["sources"][0]["id"] == "faq-42" and reply.artifact["abstained"] is False
+    assert state["messages"][-1].text.endswith("[faq-42].")
