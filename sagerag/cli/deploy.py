@@ -1,0 +1,310 @@
+"""`sagerag deploy | teardown | status`: the SageMaker endpoints in one command each way.
+
+The seed tutorial created GPU endpoints by hand and never deleted them. `deploy` creates both endpoints
+with sagerag's tags and records their names in the config file; `teardown` deletes exactly what carries
+those tags; `status` shows it. The deploy library (and with it the SageMaker SDK) is imported inside the
+commands, so the CLI loads without the `deploy` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import click
+import typer
+
+from sagerag.cli import _output
+from sagerag.errors import InputError, SageRagError
+
+if TYPE_CHECKING:
+    from sagerag.deploy.aws import ManagedResource
+    from sagerag.deploy.plan import DeployPlan
+
+_SECRETS: list[str] = []
+"""Secret values seen by this process (the HF token); scrubbed from every message we print."""
+
+
+def _redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _debug() -> bool:
+    return _output.debug_enabled()
+
+
+def _fail(exc: BaseException) -> NoReturn:
+    """One redacted line on stderr and the exit code for the kind of error (tracebacks with --debug)."""
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    if _debug():
+        raise exc
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        message = f"{exc}: configure AWS credentials and a region (`deploy --dry-run` needs neither)"
+        _output.fail(message, _output.EXIT_BAD_INPUT)
+    if isinstance(exc, SageRagError):
+        code = _output.EXIT_BAD_INPUT if isinstance(exc, InputError) else _output.EXIT_FAILURE
+        _output.fail(_redact(str(exc)), code)
+    _output.fail(_redact(f"{type(exc).__name__}: {exc}"), _output.EXIT_FAILURE)
+
+
+def _region(region: str | None) -> str:
+    if region:
+        return region
+    from sagerag.config import load_settings
+
+    return load_settings().region
+
+
+def _plan_text(plan: DeployPlan) -> None:
+    """The plan as `key  value` blocks: long image URIs stay on one line, ready to copy."""
+    from sagerag.deploy import pricing
+
+    out = _output.console.print
+    out(f"Deployment {plan.deployment!r} in {plan.region}: llm_kind {plan.llm_kind}")
+    out(f"  IAM role      {plan.role_arn or '(not set)'}")
+    for spec in plan.endpoints:
+        price = spec.hourly_usd
+        env = ", ".join(f"{k}={v}" for k, v in spec.model.shown_environment().items())
+        out(f"{spec.role}: endpoint {spec.endpoint_name}")
+        out(f"  model         {spec.model.source}")
+        out(f"  image         {spec.model.image or f'(not resolved: {spec.model.image_note})'}")
+        if env:
+            out(f"  environment   {env}")
+        if spec.model.model_data:
+            out(f"  model data    {spec.model.model_data}")
+        cost = "price unknown" if price is None else f"~${price:.3f}/hour"
+        out(f"  instances     {spec.instance_count} x {spec.instance_type} ({cost})")
+        out(f"  creates       model {spec.model.name}, endpoint config {spec.config_name}, endpoint")
+    total = plan.hourly_usd
+    total_text = (
+        "unknown (an instance type is not in our price table)" if total is None else f"${total:.2f}/hour"
+    )
+    out(f"Estimated cost while running: {total_text} ({pricing.estimate_note(plan.region)})")
+    for warning in plan.warnings:
+        _output.info(f"warning: {warning}")
+
+
+def _resource_table(resources: list[ManagedResource], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("kind", "name", "deployment", "role", "status"):
+        table.add_column(column, overflow="fold")  # names must stay whole, to be copied
+    for r in resources:
+        table.add_row(r.kind, r.name, r.deployment, r.role, r.status or "-")
+    _output.console.print(table)
+
+
+def deploy(
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: config file, AWS_REGION, else us-east-1).")
+    ] = None,
+    role: Annotated[
+        str | None, typer.Option("--role", envvar="SAGERAG_SAGEMAKER_ROLE", help="IAM execution role ARN.")
+    ] = None,
+    deployment: Annotated[
+        str, typer.Option(help="Deployment name, stored in each resource's tags.")
+    ] = "default",
+    llm_model_id: Annotated[
+        str, typer.Option(help="Hugging Face Hub id served by the TGI container.")
+    ] = "meta-llama/Llama-2-7b-chat-hf",
+    jumpstart_model_id: Annotated[
+        str | None,
+        typer.Option(help="Deploy this JumpStart model instead (e.g. meta-textgeneration-llama-2-7b-f)."),
+    ] = None,
+    llm_endpoint: Annotated[str, typer.Option(help="LLM endpoint name.")] = "sagerag-llm",
+    llm_instance_type: Annotated[str, typer.Option(help="LLM instance type.")] = "ml.g5.4xlarge",
+    llm_instance_count: Annotated[int, typer.Option(min=1, help="LLM instance count.")] = 1,
+    embeddings_model_id: Annotated[
+        str, typer.Option(help="Embedding model (Hugging Face inference container, feature-extraction).")
+    ] = "sentence-transformers/all-MiniLM-L6-v2",
+    embeddings_endpoint: Annotated[str, typer.Option(help="Embeddings endpoint name.")] = "sagerag-minilm",
+    embeddings_instance_type: Annotated[str, typer.Option(help="Embeddings instance type.")] = "ml.m5.xlarge",
+    embeddings_instance_count: Annotated[int, typer.Option(min=1, help="Embeddings instance count.")] = 1,
+    tgi_version: Annotated[
+        str | None, typer.Option(help="TGI container version (default: the newest the SDK knows).")
+    ] = None,
+    hf_inference_version: Annotated[
+        str, typer.Option(help="Transformers version of the Hugging Face inference container.")
+    ] = "4.51.3",
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for InService.")] = 3600.0,
+    poll_interval: Annotated[float, typer.Option(min=0, help="Seconds between status checks.")] = 15.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing in AWS.")] = False,
+    config: Annotated[Path | None, typer.Option(help="Config file to record the endpoints in.")] = None,
+    write_config: Annotated[
+        bool, typer.Option(help="Record endpoint names, region and llm_kind in the config file.")
+    ] = True,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create (or reuse) the LLM and MiniLM SageMaker endpoints; HF token from HF_TOKEN, never shown."""
+    try:
+        from sagerag.deploy import plan as plan_mod
+
+        token = plan_mod.token_from_env()
+        if token:
+            _SECRETS.append(token.get_secret_value())
+        options = plan_mod.DeployOptions(
+            region=_region(region),
+            role_arn=role,
+            deployment=deployment,
+            llm_model_id=llm_model_id,
+            jumpstart_model_id=jumpstart_model_id,
+            llm_endpoint=llm_endpoint,
+            llm_instance_type=llm_instance_type,
+            llm_instance_count=llm_instance_count,
+            embeddings_model_id=embeddings_model_id,
+            embeddings_endpoint=embeddings_endpoint,
+            embeddings_instance_type=embeddings_instance_type,
+            embeddings_instance_count=embeddings_instance_count,
+            tgi_version=tgi_version,
+            hf_inference_version=hf_inference_version,
+            hf_token=token,
+        )
+        plan = plan_mod.build_plan(options, resolve_jumpstart=not dry_run)
+        if dry_run:
+            if json_output:
+                _output.print_json({"dry_run": True, **plan.to_dict()})
+            else:
+                _plan_text(plan)
+            return
+        if not json_output:
+            _plan_text(plan)
+        result = _apply_with_progress(plan, timeout, poll_interval, quiet=json_output)
+        written = None
+        if write_config:
+            from sagerag.config import update_config_file
+
+            written = update_config_file(
+                {
+                    ("sagemaker", "region"): plan.region,
+                    ("sagemaker", "llm_endpoint"): plan.endpoint("llm").endpoint_name,
+                    ("sagemaker", "llm_kind"): plan.llm_kind,
+                    ("sagemaker", "embeddings_endpoint"): plan.endpoint("embeddings").endpoint_name,
+                },
+                config,
+            )
+    except Exception as exc:
+        _fail(exc)
+    if json_output:
+        _output.print_json({**result.to_dict(), "config_file": str(written) if written else None})
+        return
+    for spec in plan.endpoints:
+        how = "reused" if spec.endpoint_name in result.reused else "created"
+        _output.console.print(f"{spec.role}: endpoint {spec.endpoint_name} InService ({how})")
+    if written:
+        _output.info(
+            f"recorded the endpoints in {written}; use them with `remote = true` or SAGERAG_REMOTE=1"
+        )
+    _output.info(f"endpoints bill while they exist: `sagerag teardown --deployment {plan.deployment}`")
+
+
+def _apply_with_progress(plan: DeployPlan, timeout: float, poll_interval: float, quiet: bool) -> Any:
+    """Run `apply_plan` under a rich progress display on stderr (one spinner per endpoint)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from sagerag.deploy import aws
+
+    client = aws.make_client(plan.region)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=_output.err_console,
+        disable=quiet,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_status(name: str, status: str, elapsed: float) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name)
+        progress.update(tasks[name], description=f"{name}: {status}")
+
+    with progress:
+        return aws.apply_plan(client, plan, timeout=timeout, poll_interval=poll_interval, on_status=on_status)
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return bool(typer.confirm(question, default=False))
+    except click.exceptions.Abort:  # no terminal / EOF on stdin: treat as "no"
+        return False
+
+
+def teardown(
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: config file, AWS_REGION, else us-east-1).")
+    ] = None,
+    deployment: Annotated[str, typer.Option(help="Deployment whose resources to delete.")] = "default",
+    all_deployments: Annotated[
+        bool, typer.Option("--all", help="Delete every sagerag-tagged resource in the region.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Delete the endpoints, endpoint configs and models sagerag created (found by tag); nothing else."""
+    try:
+        from sagerag.deploy import aws
+
+        client = aws.make_client(_region(region))
+        resources = aws.find_managed(client, None if all_deployments else deployment)
+        if not resources:
+            if json_output:
+                _output.print_json({"deleted": [], "failed": []})
+            else:
+                _output.info("nothing to delete: no sagerag-tagged resources found")
+            return
+        if not json_output:
+            _resource_table(resources, "to delete")
+        if not yes and not _confirm(f"Delete these {len(resources)} resources?"):
+            _output.fail("aborted: nothing was deleted", _output.EXIT_FAILURE)
+        failed = aws.teardown(client, resources)
+    except Exception as exc:
+        _fail(exc)
+    failed_names = {(r.kind, r.name) for r, _ in failed}
+    deleted = [r for r in resources if (r.kind, r.name) not in failed_names]
+    if json_output:
+        _output.print_json(
+            {
+                "deleted": [r.to_dict() for r in deleted],
+                "failed": [{**r.to_dict(), "error": _redact(why)} for r, why in failed],
+            }
+        )
+    else:
+        _output.info(f"deleted {len(deleted)} resources")
+    if failed:
+        detail = "; ".join(f"{r.kind} {r.name}: {why}" for r, why in failed)
+        _output.fail(_redact(f"could not delete: {detail}"), _output.EXIT_FAILURE)
+
+
+def status(
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: config file, AWS_REGION, else us-east-1).")
+    ] = None,
+    deployment: Annotated[str | None, typer.Option(help="Only this deployment (default: all).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the sagerag-tagged endpoints, endpoint configs and models, with endpoint states."""
+    try:
+        from sagerag.deploy import aws
+
+        resources = aws.find_managed(aws.make_client(_region(region)), deployment)
+    except Exception as exc:
+        _fail(exc)
+    if json_output:
+        _output.print_json({"resources": [r.to_dict() for r in resources]})
+    elif not resources:
+        _output.info("no sagerag-tagged SageMaker resources found")
+    else:
+        _resource_table(resources, "sagerag resources")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `deploy`, `teardown` and `status` to the app (idempotent: main may call it more than once)."""
+    existing = {c.name for c in app.registered_commands}
+    for name, func in (("deploy", deploy), ("teardown", teardown), ("status", status)):
+        if name not in existing:
+            app.command(name)(func)

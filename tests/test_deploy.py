@@ -1,0 +1,402 @@
+"""deploy / status / teardown against moto's SageMaker control plane on 127.0.0.1, and offline dry runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tomllib
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from typer.testing import CliRunner
+
+pytest.importorskip("moto.server")
+from moto.server import ThreadedMotoServer
+
+from sagerag.cli import app
+from sagerag.cli.deploy import register
+from sagerag.deploy import aws, images
+from sagerag.deploy.plan import DeployOptions, build_plan
+from sagerag.errors import ConfigurationError, InputError
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/sagerag-test"
+TOKEN = "hf_TESTtoken0123456789secret"
+# moto accepts these; ml.g5.* (the real defaults) it rejects, which the failure tests rely on.
+MOTO_OK = ["--llm-instance-type", "ml.g4dn.xlarge", "--embeddings-instance-type", "ml.m5.xlarge"]
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+register(app)
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Refuse, record and fail on any attempt to reach beyond loopback (DNS included): SDK telemetry,
+    STS, S3 and AWS itself. A test that expects an attempt checks the record and clears it."""
+    blocked: list[str] = []
+    real_connect = socket.socket.connect
+    real_create = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(host: Any) -> None:
+        if host is not None and str(host) not in LOOPBACK:
+            blocked.append(str(host))
+            raise OSError(f"test tried to reach {host!r}: only loopback is allowed")
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple):
+            check(address[0])
+        return real_connect(self, address)
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        check(address[0])
+        return real_create(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        check(host.decode() if isinstance(host, bytes) else host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield blocked
+    assert not blocked, f"tried to reach non-loopback hosts: {sorted(set(blocked))}"
+
+
+@pytest.fixture(autouse=True)
+def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No credentials, profiles or config from the machine; a throwaway sagerag config file."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "SAGERAG_", "HF_", "HUGGING_FACE")):
+            monkeypatch.delenv(name)
+    (tmp_path / "aws_config").write_text("")
+    (tmp_path / "aws_credentials").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return tmp_path / "sagerag.toml"
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def sm(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh moto account, fake credentials, and boto3 pointed at it through the standard env var."""
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", moto_url)
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+def cli(*args: str, input: str | None = None) -> Any:
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+def user_resources(sm: Any) -> None:
+    """Resources someone else made by hand: teardown must leave them alone."""
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1"
+    sm.create_model(ModelName="user-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image})
+    sm.create_endpoint_config(
+        EndpointConfigName="user-config",
+        ProductionVariants=[
+            {
+                "VariantName": "v",
+                "ModelName": "user-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        Tags=[{"Key": "team", "Value": "search"}],
+    )
+    sm.create_endpoint(EndpointName="user-endpoint", EndpointConfigName="user-config")
+
+
+def names(sm: Any) -> dict[str, set[str]]:
+    return {
+        "endpoint": {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]},
+        "endpoint-config": {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]},
+        "model": {m["ModelName"] for m in sm.list_models()["Models"]},
+    }
+
+
+USER = {"endpoint": {"user-endpoint"}, "endpoint-config": {"user-config"}, "model": {"user-model"}}
+
+
+# --- dry run: offline, no credentials --------------------------------------------------------------
+
+
+def test_dry_run_needs_no_credentials_and_resolves_real_image_uris() -> None:
+    result = cli("deploy", "--dry-run", "--json", "--region", "eu-west-1")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["dry_run"] is True and plan["region"] == "eu-west-1"
+    llm, emb = plan["endpoints"]
+    for spec in (llm, emb):
+        assert "dkr.ecr.eu-west-1.amazonaws.com/huggingface" in spec["image"]
+    assert "tgi" in llm["image"] and llm["instance_type"] == "ml.g5.4xlarge"
+    assert llm["environment"]["HF_MODEL_ID"] == "meta-llama/Llama-2-7b-chat-hf"
+    assert llm["environment"]["HUGGING_FACE_HUB_TOKEN"] == "***"
+    assert emb["environment"] == {
+        "HF_MODEL_ID": "sentence-transformers/all-MiniLM-L6-v2",
+        "HF_TASK": "feature-extraction",
+    }
+    assert "cpu" in emb["image"] and emb["instance_type"] == "ml.m5.xlarge"
+    assert plan["estimated_hourly_usd_total"] == pytest.approx(2.26)
+    assert "estimate" in plan["price_note"]
+    assert any("IAM role" in w for w in plan["warnings"])
+    assert TOKEN not in result.output
+
+
+def test_dry_run_table_masks_token_and_shows_cost() -> None:
+    result = cli("deploy", "--dry-run", "--role", ROLE)
+    assert result.exit_code == 0, result.output
+    assert "dkr.ecr.us-east-1.amazonaws.com" in result.stdout
+    assert "HUGGING_FACE_HUB_TOKEN=***" in result.stdout.replace("\n", "")
+    assert "$2.26/hour" in result.stdout and "estimate" in result.stdout
+    assert TOKEN not in result.output
+
+
+def test_dry_run_jumpstart_says_it_cannot_resolve_offline() -> None:
+    result = cli("deploy", "--dry-run", "--json", "--jumpstart-model-id", "meta-textgeneration-llama-2-7b-f")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    llm = plan["endpoints"][0]
+    assert plan["llm_kind"] == "jumpstart-chat"
+    assert llm["image"] is None and "network" in llm["image_note"]
+
+
+def test_plan_never_shows_the_token() -> None:
+    from pydantic import SecretStr
+
+    plan = build_plan(DeployOptions(role_arn=ROLE, hf_token=SecretStr(TOKEN), name_suffix="s1"))
+    llm = plan.endpoint("llm")
+    assert TOKEN not in repr(plan) and TOKEN not in json.dumps(plan.to_dict())
+    assert llm.model.container_environment()["HUGGING_FACE_HUB_TOKEN"] == TOKEN
+    assert llm.model.name == "sagerag-llm-s1" and llm.config_name == "sagerag-llm-s1"
+    assert not plan.warnings
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        DeployOptions(llm_endpoint="bad_name!"),
+        DeployOptions(llm_endpoint="same", embeddings_endpoint="same"),
+        DeployOptions(role_arn="not-an-arn"),
+        DeployOptions(llm_instance_type="g5.4xlarge"),
+    ],
+)
+def test_plan_rejects_bad_options(options: DeployOptions) -> None:
+    with pytest.raises(InputError):
+        build_plan(options)
+
+
+def test_missing_sdk_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sagemaker.core.image_uris", None)
+    with pytest.raises(ConfigurationError, match=r"sagerag\[deploy\]"):
+        images.resolve_tgi_image(REGION, "ml.g5.4xlarge")
+
+
+# --- deploy, status, teardown against moto ---------------------------------------------------------
+
+
+def test_deploy_status_teardown_touches_only_sagerag_resources(sm: Any, no_aws_env: Path) -> None:
+    user_resources(sm)
+    result = cli("deploy", "--role", ROLE, "--poll-interval", "0", "--json", *MOTO_OK)
+    assert result.exit_code == 0, result.output
+    assert TOKEN not in result.output
+    out = json.loads(result.stdout)
+    assert out["endpoint_status"] == {"sagerag-llm": "InService", "sagerag-minilm": "InService"}
+    assert len(out["created"]) == 6
+
+    ours = {kind: got - USER[kind] for kind, got in names(sm).items()}
+    assert ours["endpoint"] == {"sagerag-llm", "sagerag-minilm"}
+    assert len(ours["endpoint-config"]) == 2 and len(ours["model"]) == 2
+    for found in aws.find_managed(sm):
+        tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=found.arn)["Tags"]}
+        assert tags["sagerag:managed"] == "true" and tags["sagerag:deployment"] == "default"
+        assert tags["sagerag:role"] in {"llm", "embeddings"}
+    model = sm.describe_model(ModelName=next(n for n in ours["model"] if n.startswith("sagerag-llm")))
+    env = model["PrimaryContainer"]["Environment"]
+    assert (
+        env["HUGGING_FACE_HUB_TOKEN"] == TOKEN
+        and "huggingface-pytorch-tgi" in model["PrimaryContainer"]["Image"]
+    )
+
+    config = tomllib.loads(no_aws_env.read_text())["sagemaker"]
+    assert config == {
+        "region": REGION,
+        "llm_endpoint": "sagerag-llm",
+        "llm_kind": "tgi",
+        "embeddings_endpoint": "sagerag-minilm",
+    }
+
+    status = cli("status", "--json")
+    assert status.exit_code == 0, status.output
+    listed = json.loads(status.stdout)["resources"]
+    assert len(listed) == 6 and {r["name"] for r in listed} >= {"sagerag-llm", "sagerag-minilm"}
+    assert {r["status"] for r in listed if r["kind"] == "endpoint"} == {"InService"}
+    table = cli("status")
+    assert "sagerag-minilm" in table.stdout and "user-endpoint" not in table.stdout
+
+    refused = cli("teardown", input="n\n")
+    assert refused.exit_code == 1 and "nothing was deleted" in refused.output
+    assert len(aws.find_managed(sm)) == 6
+
+    gone = cli("teardown", "--yes", "--json")
+    assert gone.exit_code == 0, gone.output
+    assert len(json.loads(gone.stdout)["deleted"]) == 6
+    assert names(sm) == USER
+    assert cli("status", "--json").stdout.strip() == '{"resources": []}'
+
+
+def test_deploy_reuses_endpoints_that_are_in_service(sm: Any) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+    before = names(sm)
+    again = cli("deploy", "--role", ROLE, "--poll-interval", "0", "--json", *MOTO_OK)
+    assert again.exit_code == 0, again.output
+    out = json.loads(again.stdout)
+    assert out["created"] == [] and sorted(out["reused_endpoints"]) == ["sagerag-llm", "sagerag-minilm"]
+    assert names(sm) == before
+
+
+def test_teardown_is_scoped_to_its_deployment(sm: Any) -> None:
+    common = ["--role", ROLE, "--poll-interval", "0", *MOTO_OK, "--no-write-config"]
+    assert cli("deploy", *common).exit_code == 0
+    other = ["--deployment", "b", "--llm-endpoint", "b-llm", "--embeddings-endpoint", "b-minilm"]
+    assert cli("deploy", *common, *other).exit_code == 0
+    assert cli("teardown", "--yes", "--deployment", "b").exit_code == 0
+    left = aws.find_managed(sm)
+    assert len(left) == 6 and {r.deployment for r in left} == {"default"}
+    assert cli("teardown", "--yes", "--all").exit_code == 0
+    assert aws.find_managed(sm) == []
+
+
+# --- failures: nothing half-created, or exactly what is left ---------------------------------------
+
+
+def test_rejected_instance_type_rolls_back_everything(sm: Any, no_aws_env: Path) -> None:
+    user_resources(sm)
+    result = cli("deploy", "--role", ROLE, "--poll-interval", "0")  # ml.g5.4xlarge: moto rejects it
+    assert result.exit_code == 1
+    assert "ml.g5.4xlarge" in result.output and "Rolled back" in result.output
+    assert TOKEN not in result.output
+    assert names(sm) == USER
+    assert not no_aws_env.exists()
+
+
+def test_missing_role_is_refused_before_any_call(sm: Any) -> None:
+    result = cli("deploy", "--json", *MOTO_OK)
+    assert result.exit_code == 1 and "IAM execution role" in result.output
+    assert names(sm) == {"endpoint": set(), "endpoint-config": set(), "model": set()}
+
+
+class FlakyClient:
+    """The real (moto) client, with chosen calls replaced to simulate AWS failing in other ways."""
+
+    def __init__(self, real: Any, **overrides: Any) -> None:
+        self.real = real
+        self.overrides = overrides
+        self.created_endpoints: set[str] = set()
+
+    def create_endpoint(self, **kwargs: Any) -> Any:
+        self.created_endpoints.add(kwargs["EndpointName"])
+        return self.real.create_endpoint(**kwargs)
+
+    def describe_endpoint(self, EndpointName: str) -> Any:
+        if EndpointName in self.created_endpoints and "status" in self.overrides:
+            return {"EndpointStatus": self.overrides["status"], "FailureReason": "CUDA out of memory"}
+        return self.real.describe_endpoint(EndpointName=EndpointName)
+
+    def __getattr__(self, name: str) -> Any:
+        return self.overrides.get(name) or getattr(self.real, name)
+
+
+def moto_plan() -> Any:
+    options = DeployOptions(
+        role_arn=ROLE,
+        llm_instance_type="ml.g4dn.xlarge",
+        embeddings_instance_type="ml.m5.xlarge",
+        name_suffix="t",
+    )
+    return build_plan(options)
+
+
+def test_endpoint_that_fails_is_rolled_back(sm: Any) -> None:
+    user_resources(sm)
+    with pytest.raises(aws.DeployError, match=r"CUDA out of memory.*Rolled back") as info:
+        aws.apply_plan(FlakyClient(sm, status="Failed"), moto_plan(), poll_interval=0)
+    assert info.value.left == []
+    assert names(sm) == USER
+
+
+def test_leftovers_are_named_with_the_teardown_hint(sm: Any) -> None:
+    def refuse(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DeleteModel")
+
+    client = FlakyClient(sm, status="Failed", delete_model=refuse)
+    with pytest.raises(aws.DeployError) as info:
+        aws.apply_plan(client, moto_plan(), poll_interval=0)
+    message = str(info.value)
+    assert "Could not delete: model sagerag-minilm-t" in message and "model sagerag-llm-t (" in message
+    assert "sagerag teardown --deployment default" in message
+    assert {(r.kind, r.name) for r in info.value.left} == {
+        ("model", "sagerag-llm-t"),
+        ("model", "sagerag-minilm-t"),
+    }
+    assert names(sm)["model"] == {"sagerag-llm-t", "sagerag-minilm-t"} and not names(sm)["endpoint"]
+    assert aws.teardown(sm, aws.find_managed(sm)) == []
+    assert names(sm)["model"] == set()
+
+
+def test_timeout_leaves_endpoints_and_says_so(sm: Any) -> None:
+    with pytest.raises(aws.DeployError, match="not InService after") as info:
+        aws.apply_plan(FlakyClient(sm, status="Creating"), moto_plan(), timeout=0, poll_interval=0)
+    assert "sagerag teardown --deployment default" in str(info.value)
+    assert len(info.value.left) == 6 and len(aws.find_managed(sm)) == 6
+
+
+def test_status_without_credentials_is_a_clear_error() -> None:
+    result = cli("status", "--region", REGION)
+    assert result.exit_code == 2 and "credentials" in result.output
+
+
+def test_jumpstart_deploy_offline_fails_cleanly(sm: Any, no_network: list[str]) -> None:
+    model = "meta-textgeneration-llama-2-7b-f"
+    result = cli("deploy", "--role", ROLE, "--jumpstart-model-id", model, *MOTO_OK)
+    assert result.exit_code == 1, result.output
+    assert f"cannot resolve JumpStart model {model}" in result.output and "network" in result.output
+    assert any("jumpstart" in host for host in no_network)  # the SDK tried S3; the guard stopped it
+    no_network.clear()
+    assert names(sm) == {"endpoint": set(), "endpoint-config": set(), "model": set()}
+
+
+def test_main_entry_point_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from sagerag.cli import main
+
+    with pytest.raises(SystemExit) as bad:
+        main(["deploy", "--dry-run", "--llm-endpoint", "bad_name!"])
+    assert bad.value.code == 2 and "not a valid SageMaker name" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ok:
+        main(["deploy", "--dry-run", "--json", "--region", "us-west-2"])
+    out = capsys.readouterr()
+    assert ok.value.code == 0 and json.loads(out.out)["region"] == "us-west-2"
+    assert TOKEN not in out.out + out.err
