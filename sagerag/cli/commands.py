@@ -1,0 +1,254 @@
+"""The everyday commands: serve, ingest, ask, batch, demo. Each is thin over `sagerag.pipeline`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sagerag.cli import _output
+from sagerag.cli._progress import progress_bar
+from sagerag.errors import InputError
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Local data directory (default: $SAGERAG_DATA_DIR or ~/.local/share/sagerag)."
+    ),
+]
+Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Pinecone namespace.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option("--prompt", "-p", help="Prompt name (default, llama2-chat, strict) or a template file."),
+]
+KOpt = Annotated[int, typer.Option("--k", "-k", min=1, max=50, help="Passages to retrieve.")]
+MinScoreOpt = Annotated[
+    float | None,
+    typer.Option("--min-score", help="Abstain without calling the LLM below this retrieval score."),
+]
+
+
+def _pipeline(data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False) -> Any:
+    from sagerag.pipeline import from_settings
+
+    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace)
+    if not quiet:
+        _output.info(pipeline.describe())
+    return pipeline
+
+
+def _chain_kwargs(prompt: str | None, k: int, min_score: float | None) -> dict[str, Any]:
+    from sagerag.chains import DEFAULT_MIN_SCORE
+
+    return {"prompt": prompt, "k": k, "min_score": DEFAULT_MIN_SCORE if min_score is None else min_score}
+
+
+def _print_answer(result: dict[str, Any], show_answer: bool = True) -> None:
+    if show_answer:
+        _output.console.print(result["answer"], markup=False)
+    if result["abstained"]:
+        _output.console.print("(abstained: the sources do not answer this)", style="dim", markup=False)
+    for i, source in enumerate(result["sources"], start=1):
+        meta = source.get("metadata") or {}
+        label = meta.get("question") or meta.get("source") or source["id"]
+        score = f"{source['score']:.3f}" if source.get("score") is not None else "-"
+        _output.console.print(f"  [{i}] {score}  {label}", markup=False, style="dim")
+
+
+def cmd_serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback only unless --allow-remote).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="SageMaker Runtime port.")] = 8080,
+    pinecone_port: Annotated[int, typer.Option(help="Pinecone API port.")] = 5080,
+    allow_remote: Annotated[bool, typer.Option(help="Allow binding a non-loopback address.")] = False,
+    data_dir: DataDir = None,
+    latency_ms: Annotated[
+        float, typer.Option(help="Added latency per invocation (simulates a network hop).")
+    ] = 0.0,
+    throttle_rate: Annotated[
+        float, typer.Option(help="Fraction of invocations answered with throttling.")
+    ] = 0.0,
+    not_ready_rate: Annotated[
+        float, typer.Option(help="Fraction answered with ModelNotReadyException.")
+    ] = 0.0,
+    unavailable_rate: Annotated[
+        float, typer.Option(help="Fraction answered with 503 ServiceUnavailable.")
+    ] = 0.0,
+    fault_seed: Annotated[int, typer.Option(help="Seed for the fault draw.")] = 0,
+) -> None:
+    """Serve the SageMaker Runtime and Pinecone APIs locally until Ctrl-C / SIGTERM.
+
+    Point boto3 at it with endpoint_url="http://127.0.0.1:8080" (or AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and the
+    pinecone SDK with Pinecone(host="http://127.0.0.1:5080"). Other sagerag commands on this machine use it
+    automatically, so models stay warm between them.
+    """
+    from sagerag.config import load_settings
+    from sagerag.local import FaultConfig, LocalRuntime
+    from sagerag.local.pinecone import LocalPinecone
+    from sagerag.pipeline import SERVE_STATE_FILE
+
+    settings = load_settings(data_dir=data_dir)
+    faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime = LocalRuntime(host, port, faults=faults, allow_remote=allow_remote)
+    pinecone = LocalPinecone(settings.data_dir / "pinecone", host, pinecone_port, allow_remote=allow_remote)
+    state_file = settings.data_dir / SERVE_STATE_FILE
+    with runtime, pinecone:
+        state = {"runtime_url": runtime.endpoint_url, "pinecone_host": pinecone.host, "pid": os.getpid()}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state))
+        _output.info(
+            f"SageMaker Runtime API: {runtime.endpoint_url}  (endpoints: {', '.join(runtime.app.endpoints)})"
+        )
+        _output.info(f"Pinecone API:          {pinecone.host}  (data in {pinecone.data_dir})")
+        if faults.active:
+            _output.info(f"fault injection: {faults}")
+        _output.info("Ctrl-C to stop")
+        try:
+            stop.wait()
+        finally:
+            state_file.unlink(missing_ok=True)
+    _output.info("stopped")
+
+
+def cmd_ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help=".csv files (FAQ: question,answer), .txt/.md files or folders.")
+    ],
+    namespace: Namespace = None,
+    prune: Annotated[
+        bool, typer.Option(help="Remove stored vectors of documents no longer in these sources.")
+    ] = False,
+    mode: Annotated[
+        str, typer.Option(help="CSV text to index: 'answer' (as the seed) or 'question+answer'.")
+    ] = "answer",
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
+    from sagerag.ingest import LoadReport, ingest_documents, load_path
+
+    if mode not in ("answer", "question+answer"):
+        raise InputError(f"--mode must be 'answer' or 'question+answer', not {mode!r}")
+    report = LoadReport()
+    docs = [doc for path in paths for doc in load_path(path, mode=mode, report=report)]  # type: ignore[arg-type]
+    for warning in report.warnings:
+        _output.info(f"warning: {warning}")
+    with (
+        _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
+        progress_bar("ingesting", len(docs), as_json) as advance,
+    ):
+        result = ingest_documents(
+            docs,
+            pipeline.store,
+            pipeline.records_db,
+            pipeline.records_namespace,
+            prune=prune,
+            progress=advance,
+        )
+        total = pipeline.store.index.describe_index_stats()
+    counts = {
+        "added": result.added,
+        "updated": result.updated,
+        "skipped": result.skipped,
+        "deleted": result.deleted,
+    }
+    ns = pipeline.settings.pinecone_namespace or "__default__"
+    stored = int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
+    if as_json:
+        _output.print_json(
+            {**counts, "documents": len(docs), "vectors_in_namespace": stored, "warnings": report.warnings}
+        )
+    else:
+        _output.console.print(
+            f"{len(docs)} documents: {result.added} added, {result.updated} updated, {result.skipped} unchanged, "
+            f"{result.deleted} deleted; {stored} vectors in the namespace",
+            markup=False,
+        )
+
+
+def cmd_ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    as_json: JsonFlag = False,
+    k: KOpt = 5,
+    prompt: PromptOpt = None,
+    min_score: MinScoreOpt = None,
+    namespace: Namespace = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Answer a question from the stored documents, with sources; says "I don't know" when they don't cover it."""
+    from sagerag.chains import stream_answer
+    from sagerag.questions import clean_question
+
+    text = clean_question(question)
+    with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
+        chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
+        if stream and not as_json:
+            streamed = stream_answer(chain, text)
+            for piece in streamed:
+                _output.console.print(piece, end="", markup=False)
+            _output.console.print()
+            result = streamed.result
+        else:
+            result = chain.invoke(text)
+    if as_json:
+        _output.print_json({"question": text, **result})
+    else:
+        _print_answer(result, show_answer=not stream)
+
+
+def cmd_demo(
+    data_dir: DataDir = None,
+) -> None:
+    """Offline demo: ingest the bundled sample FAQ locally, answer two questions and refuse an off-topic one."""
+    from importlib import resources
+
+    from sagerag.config import load_settings
+    from sagerag.ingest import ingest_documents, load_csv
+    from sagerag.pipeline import from_settings
+
+    settings = load_settings(data_dir=data_dir, pinecone_index="sagerag-demo")
+    settings = type(settings)(
+        **{**settings.__dict__, "remote": False, "endpoint_url": None, "pinecone_host": None}
+    )
+    corpus = resources.files("sagerag") / "data" / "sample_faq.csv"
+    with resources.as_file(corpus) as corpus_path:
+        docs = load_csv(corpus_path, mode="question+answer")
+    _output.info("sagerag demo: everything runs on this machine (local SageMaker Runtime + local Pinecone).")
+    with from_settings(settings) as pipeline:
+        _output.info(pipeline.describe())
+        with progress_bar("ingesting the sample FAQ", len(docs), False) as advance:
+            result = ingest_documents(
+                docs, pipeline.store, pipeline.records_db, pipeline.records_namespace, progress=advance
+            )
+        _output.info(f"{len(docs)} documents: {result.added} added, {result.skipped} already stored")
+        chain = pipeline.rag_chain()
+        for question in DEMO_QUESTIONS:
+            _output.console.print(f"\nQ: {question}", style="bold", markup=False)
+            answer = chain.invoke(question)
+            _output.console.print("A: ", end="", markup=False)
+            _print_answer(answer)
+
+
+DEMO_QUESTIONS = (
+    "What does sagerag's local runtime serve?",
+    "How do I keep a re-run of an ingest from duplicating vectors?",
+    "What is the capital of France?",
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(cmd_serve)
+    app.command("ingest")(cmd_ingest)
+    app.command("ask")(cmd_ask)
+    app.command("demo")(cmd_demo)
