@@ -43,6 +43,8 @@ class Settings:
     """Name of the text-generation endpoint."""
     llm_kind: str = "tgi"
     """`tgi` (Hugging Face LLM container) or `jumpstart-chat` (JumpStart Llama-2-chat)."""
+    max_new_tokens: int = 256
+    """Most tokens the LLM may generate per answer."""
     embeddings_endpoint: str = "minilm"
     """Name of the MiniLM feature-extraction endpoint."""
     aws_profile: str | None = None
@@ -81,6 +83,7 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_LLM_ENDPOINT": "llm_endpoint",
     "SAGERAG_LLM_KIND": "llm_kind",
     "SAGERAG_EMBEDDINGS_ENDPOINT": "embeddings_endpoint",
+    "SAGERAG_MAX_NEW_TOKENS": "max_new_tokens",
     "AWS_PROFILE": "aws_profile",
     "SAGERAG_PINECONE_INDEX": "pinecone_index",
     "SAGERAG_PINECONE_NAMESPACE": "pinecone_namespace",
@@ -98,6 +101,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("sagemaker", "llm_endpoint"): "llm_endpoint",
     ("sagemaker", "llm_kind"): "llm_kind",
     ("sagemaker", "embeddings_endpoint"): "embeddings_endpoint",
+    ("sagemaker", "max_new_tokens"): "max_new_tokens",
     ("sagemaker", "aws_profile"): "aws_profile",
     ("pinecone", "index"): "pinecone_index",
     ("pinecone", "namespace"): "pinecone_namespace",
@@ -121,6 +125,11 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if out <= 0:
                 raise ValueError
             return out
+        if name == "max_new_tokens":
+            count = int(value)
+            if count <= 0:
+                raise ValueError
+            return count
         if name == "remote":
             if isinstance(value, bool):
                 return value
@@ -132,7 +141,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if name == "llm_kind" and value not in LLM_KINDS:
             raise ValueError
     except ValueError:
-        hint = f"one of {', '.join(LLM_KINDS)}" if name == "llm_kind" else "a positive number"
+        hint = {
+            "llm_kind": f"one of {', '.join(LLM_KINDS)}",
+            "max_new_tokens": "a positive whole number",
+        }.get(name, "a positive number")
         raise ConfigurationError(f"{source}: invalid value for {name}; expected {hint}") from None
     return value or None if name in {"endpoint_url", "pinecone_host", "aws_profile"} else value
 

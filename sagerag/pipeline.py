@@ -150,13 +150,20 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
         )
 
     embeddings = make_embeddings(settings.embeddings_endpoint, client=client, timeout=settings.timeout)
+    generation = {"max_new_tokens": settings.max_new_tokens}
     llm: BaseLanguageModel
     if settings.llm_kind == "jumpstart-chat":
         llm = make_chat_model(
-            settings.llm_endpoint, kind="jumpstart-chat", client=client, timeout=settings.timeout
+            settings.llm_endpoint,
+            kind="jumpstart-chat",
+            client=client,
+            timeout=settings.timeout,
+            model_kwargs=generation,
         )
     else:
-        llm = make_llm(settings.llm_endpoint, client=client, timeout=settings.timeout)
+        llm = make_llm(
+            settings.llm_endpoint, client=client, timeout=settings.timeout, model_kwargs=generation
+        )
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
     dimension = len(embeddings.embed_query("dimension probe"))

@@ -207,6 +207,65 @@ def cmd_ask(
         _print_answer(result, show_answer=not stream)
 
 
+def cmd_batch(
+    questions_file: Annotated[
+        Path, typer.Argument(help="Questions: .txt (one per line), .jsonl ({'question'}), or .csv.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Answers as JSONL, one line per question.")],
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Questions answered at once.")] = 4,
+    k: KOpt = 5,
+    prompt: PromptOpt = None,
+    min_score: MinScoreOpt = None,
+    skip_bad_lines: Annotated[
+        bool, typer.Option(help="Report unreadable lines and continue with the rest.")
+    ] = False,
+    restart: Annotated[bool, typer.Option(help="Discard answers already in OUTPUT and start over.")] = False,
+    namespace: Namespace = None,
+    data_dir: DataDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer every question in a file. Resumable: re-running skips questions already in OUTPUT."""
+    from sagerag.batch import answer_all
+    from sagerag.questions import read_questions
+    from sagerag.resume import ResultLog
+
+    parsed = read_questions(questions_file, skip_bad_lines=skip_bad_lines)
+    for error in parsed.errors:
+        _output.info(f"skipped: {error}")
+    with ResultLog.open(output, restart=restart) as log:
+        todo = [q for q in parsed.questions if q.id not in log.done]
+        if len(todo) < len(parsed.questions):
+            _output.info(
+                f"resuming: {len(parsed.questions) - len(todo)} of {len(parsed.questions)} already answered in {output}"
+            )
+        with (
+            _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
+            progress_bar("answering", len(todo), as_json) as advance,
+        ):
+            chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
+            stats = answer_all(chain, todo, log, concurrency, advance)
+    for failure in stats.failures:
+        _output.info(f"failed: question {failure}")
+    summary = {
+        "questions": len(parsed.questions),
+        "answered_now": stats.answered,
+        "failed": stats.failed,
+        "abstained_now": stats.abstained,
+        "skipped_lines": len(parsed.errors),
+        "output": str(output),
+    }
+    if as_json:
+        _output.print_json(summary)
+    else:
+        _output.console.print(
+            f"{stats.answered} answered now ({stats.abstained} abstained), {len(parsed.questions) - len(todo)} "
+            f"already done, {stats.failed} failed -> {output}",
+            markup=False,
+        )
+    if stats.failed:
+        raise typer.Exit(_output.EXIT_FAILURE)
+
+
 def cmd_demo(
     data_dir: DataDir = None,
 ) -> None:
@@ -251,4 +310,5 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(cmd_serve)
     app.command("ingest")(cmd_ingest)
     app.command("ask")(cmd_ask)
+    app.command("batch")(cmd_batch)
     app.command("demo")(cmd_demo)

@@ -8,6 +8,7 @@ are not thread-safe, and two torch forwards at once on two cores only slow each 
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import threading
 import time
@@ -197,6 +198,15 @@ class ModelRegistry:
                 self._models[name] = self._factories[name]()
             return self._models[name]
 
+    def close(self) -> None:
+        """Free native model memory now (llama.cpp errors if it is left to interpreter shutdown)."""
+        with self._lock:
+            for model in self._models.values():
+                close = getattr(getattr(model, "llm", None), "close", None)
+                if close is not None:
+                    close()
+            self._models.clear()
+
     def loaded(self) -> dict[str, float]:
         """Names of loaded models and their load times in seconds."""
         return {name: float(getattr(model, "load_seconds", 0.0)) for name, model in self._models.items()}
@@ -212,4 +222,5 @@ def shared_registry() -> ModelRegistry:
     with _shared_lock:
         if _shared is None:
             _shared = ModelRegistry()
+            atexit.register(_shared.close)
         return _shared

@@ -1,0 +1,5 @@
+"""`python -m sagerag` runs the CLI."""
+
+from sagerag.cli import main
+
+main()

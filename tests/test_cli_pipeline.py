@@ -1,0 +1,194 @@
+"""The pipeline end to end through the CLI, offline: ingest the seed FAQ, ask, abstain, batch and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sagerag.cli import main
+from sagerag.config import load_settings
+from sagerag.local import LocalRuntime
+from sagerag.local.pinecone import LocalPinecone
+from sagerag.pipeline import from_settings
+
+SEED_QUESTION = "Which instances can I use with Managed Spot Training in SageMaker?"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `sagerag ARGV` in-process (models stay loaded); returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in (
+        "SAGERAG_REMOTE",
+        "SAGERAG_ENDPOINT_URL",
+        "SAGERAG_PINECONE_HOST",
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
+    monkeypatch.setenv("SAGERAG_MAX_NEW_TOKENS", "48")
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def seed_faq_store(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[dict[str, str]]:
+    """One local store with the seed FAQ ingested through the CLI, shared by the ask tests."""
+    root = tmp_path_factory.mktemp("seed")
+    env = {"SAGERAG_DATA_DIR": str(root / "data"), "SAGERAG_CONFIG": str(root / "sagerag.toml")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["ingest", str(shared_data / "Amazon_SageMaker_FAQs.csv"), "--json"])
+        assert exited.value.code == 0
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_reingest_adds_nothing_and_keeps_154_vectors(
+    seed_faq_store: dict[str, str],
+    shared_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in seed_faq_store.items():
+        monkeypatch.setenv(key, value)
+    code, out, _ = run_cli(capsys, "ingest", str(shared_data / "Amazon_SageMaker_FAQs.csv"), "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["added"] == 0 and report["skipped"] == 154
+    assert report["vectors_in_namespace"] == 154
+
+
+def test_ask_seed_question_answers_from_managed_spot_rows(
+    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in seed_faq_store.items():
+        monkeypatch.setenv(key, value)
+    code, out, _ = run_cli(capsys, "ask", SEED_QUESTION, "--json")
+    result = json.loads(out)
+    assert code == 0 and not result["abstained"]
+    assert "all instances" in result["answer"]
+    questions = [s["metadata"].get("question", "") for s in result["sources"]]
+    assert any("Managed Spot" in q for q in questions)
+
+
+def test_ask_out_of_scope_abstains_exactly(
+    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in seed_faq_store.items():
+        monkeypatch.setenv(key, value)
+    code, out, _err = run_cli(capsys, "ask", "What is the capital of France?", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert result["answer"] == "I don't know" and result["abstained"] is True
+    plain_code, plain, status = run_cli(capsys, "ask", "What is the capital of France?")
+    assert plain_code == 0 and plain.splitlines()[0] == "I don't know"
+    assert "local:" in status  # says in one line that the embedded default is in use
+
+
+def test_ask_streams_tokens(
+    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in seed_faq_store.items():
+        monkeypatch.setenv(key, value)
+    code, out, _ = run_cli(capsys, "ask", SEED_QUESTION, "--stream")
+    assert code == 0 and "all instances" in out
+
+
+def test_bad_questions_exit_2_without_traceback(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for question in ("", "   \t ", "x" * 100_000):
+        code, _, err = run_cli(capsys, "ask", question)
+        assert code == 2
+        assert err.startswith("error: question") and "Traceback" not in err
+
+
+def test_missing_ingest_file_exits_2_and_names_it(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "ingest", "/nonexistent/faq.csv")
+    assert code == 2 and "/nonexistent/faq.csv" in err and "Traceback" not in err
+
+
+def _count_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_batch_is_resumable_after_sigkill(
+    seed_faq_store: dict[str, str], shared_data: Path, tmp_path: Path
+) -> None:
+    """batch over the 154 FAQ questions, killed half-way and re-run: 154 answers, none repeated."""
+    questions = shared_data / "sagemaker_faq_questions.jsonl"
+    out = tmp_path / "answers.jsonl"
+    env = {**os.environ, **seed_faq_store, "SAGERAG_MAX_NEW_TOKENS": "4"}
+    command = [sys.executable, "-m", "sagerag", "batch", str(questions), "-o", str(out), "--concurrency", "2"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while _count_lines(out) < 30 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "batch finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first_run = _count_lines(out)
+    assert 30 <= first_run < 154
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming" in finished.stderr
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(ids) == 154 and len(set(ids)) == 154
+
+
+def test_remote_configuration_runs_the_same_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remote by configuration only: the local servers' URLs given as if they were AWS and Pinecone."""
+    with (
+        LocalRuntime() as runtime,
+        LocalPinecone(tmp_path / "remote-pinecone", api_key="remote-key") as pinecone,
+    ):
+        settings: dict[str, Any] = {
+            "SAGERAG_REMOTE": "1",
+            "SAGERAG_ENDPOINT_URL": runtime.endpoint_url,
+            "SAGERAG_PINECONE_HOST": pinecone.host,
+            "PINECONE_API_KEY": "remote-key",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "SAGERAG_DATA_DIR": str(tmp_path / "data"),
+            "SAGERAG_MAX_NEW_TOKENS": "48",
+        }
+        for key, value in settings.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+        assert not load_settings().is_local
+        with from_settings() as pipeline:
+            assert pipeline.mode == "remote"
+            pipeline.store.add_texts(
+                ["Managed Spot Training can be used with all instances supported in Amazon SageMaker."],
+                metadatas=[{"source": "faq#spot"}],
+            )
+            result = pipeline.rag_chain().invoke(SEED_QUESTION)
+        assert (
+            "all instances" in result["answer"] and result["sources"][0]["metadata"]["source"] == "faq#spot"
+        )
+        assert (
+            pinecone.client()
+            .Index(host=pinecone.client().describe_index("sagerag").host)
+            .describe_index_stats()
+        )
