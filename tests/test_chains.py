@@ -169,8 +169,14 @@ def test_rag_output_shape(store: InMemoryVectorStore) -> None:
     assert set(top) == {"id", "score", "text", "metadata"}
     assert top["id"] == "faq-1" and top["score"] == pytest.approx(1.0) and top["text"] == Q1
     assert top["metadata"] == {"topic": "faq"}
-    assert [s["id"] for s in out["sources"]] == re.findall(r'<context source="([^"]+)">', llm.prompts[0])
+    cited = re.findall(r'<context source="([^"]+)">', llm.prompts[0])
+    assert [s["id"] for s in out["sources"]] == cited[::-1]  # best passage laid out last, by the question
     assert len(context_of(llm.prompts[0])) <= 1000
+    ranked_llm = RecordingLLM()
+    build_rag_chain(ranked_llm, store, k=2, best_last=False).invoke(Q1)
+    assert re.findall(r'<context source="([^"]+)">', ranked_llm.prompts[0]) == [
+        s["id"] for s in out["sources"]
+    ]
 
 
 @pytest.mark.parametrize("given", [Q1, {"question": Q1}, {"query": Q1}])

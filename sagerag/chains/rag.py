@@ -62,6 +62,7 @@ def build_rag_chain(
     *,
     max_context_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
+    best_last: bool = True,
 ) -> Runnable[Any, RagResult]:
     """The LCEL RAG chain over ``llm`` (a text LLM or a chat model) and a store or retriever.
 
@@ -70,6 +71,8 @@ def build_rag_chain(
     called when nothing is retrieved or the best score is below ``min_score``. ``max_concurrency`` is
     the default for ``batch``/``abatch`` (override with ``config={"max_concurrency": n}``).
     ``max_context_tokens`` (see :func:`sagerag.prompts.token_budget`) bounds the context in tokens too.
+    ``best_last`` (default on) lays the chosen passages out best-last, next to the question: on the seed
+    FAQ the small local model answers from the wrong Managed Spot passage when the best one comes first.
     """
     if k < 1:
         raise ConfigurationError(f"k must be at least 1, got {k}")
@@ -84,6 +87,7 @@ def build_rag_chain(
             max_context_chars,
             max_tokens=max_context_tokens,
             count_tokens=count_tokens,
+            best_last=best_last,
         )
         ranks = {id(doc): rank for rank, (doc, _) in enumerate(scored, start=1)}
         scores = {id(doc): score for doc, score in scored}

@@ -43,8 +43,9 @@ def approx_token_count(text: str) -> int:
 
 
 def source_id(document: Document, rank: int) -> str:
-    """A stable id to cite: the document's id, else its metadata ``id``/``source``, else its rank."""
-    for candidate in (document.id, document.metadata.get("id"), document.metadata.get("source")):
+    """A short stable id to cite: metadata ``source`` (e.g. ``faq.csv#row42``), else ``id``, else the
+    document's id (often a 64-hex hash, noise for a small model), else its rank."""
+    for candidate in (document.metadata.get("source"), document.metadata.get("id"), document.id):
         if candidate not in (None, ""):
             return str(candidate)
     return f"passage-{rank}"
@@ -86,11 +87,14 @@ def select_context(
     max_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
     separator: str = DEFAULT_SEPARATOR,
+    best_last: bool = False,
 ) -> tuple[str, list[Document]]:
     """The context text and the documents it draws on (originals, in rank order).
 
     ``max_chars`` and ``max_tokens`` (counted with ``count_tokens``, default :func:`approx_token_count`)
-    bound the returned text; ``None`` means no bound of that kind.
+    bound the returned text; ``None`` means no bound of that kind. Passages are chosen in rank order;
+    ``best_last`` only lays the chosen blocks out in reverse, so the best one sits next to the question
+    (small models lean on the nearest passage). The text is the same length either way.
     """
     if max_chars is not None and max_chars < 0:
         raise ConfigurationError(f"max_chars must be >= 0, got {max_chars}")
@@ -105,6 +109,7 @@ def select_context(
 
     text = ""
     used: list[Document] = []
+    blocks: list[str] = []
     seen: set[str] = set()
     for rank, document in enumerate(documents, start=1):
         key = _normalise(document.page_content)
@@ -117,13 +122,17 @@ def select_context(
         if fits(candidate):
             text = candidate
             used.append(document)
+            blocks.append(block)
             continue
         if not used:
             truncated = _truncate(document.page_content.strip(), source, fits)
             if truncated is not None:
                 text = truncated
                 used.append(document)
+                blocks.append(truncated)
         break
+    if best_last and len(blocks) > 1:
+        text = separator.join(reversed(blocks))
     return text, used
 
 
@@ -134,10 +143,16 @@ def build_context(
     max_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
     separator: str = DEFAULT_SEPARATOR,
+    best_last: bool = False,
 ) -> str:
     """The context text only; see :func:`select_context`."""
     text, _ = select_context(
-        documents, max_chars, max_tokens=max_tokens, count_tokens=count_tokens, separator=separator
+        documents,
+        max_chars,
+        max_tokens=max_tokens,
+        count_tokens=count_tokens,
+        separator=separator,
+        best_last=best_last,
     )
     return text
 
