@@ -54,7 +54,14 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
+CSV_FIELD_LIMIT = 1 << 30
+"""The csv module refuses fields over 128 KiB ("field larger than field limit"), which reads as a quoting
+error; a long answer is not one. Size limits are checked later, with a message that names the limit."""
+
+
 def _rows(path: Path, text: str) -> list[list[str]]:
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     try:
@@ -113,7 +120,7 @@ def load_csv(
                 f"{path}: skipped data row {i + 1} (about line {i + first_line}): empty text"
             )
             continue
-        text = f"Question: {question}\nAnswer: {answer}" if mode == "question+answer" and question else answer
+        text = f"Q: {question}\nA: {answer}" if mode == "question+answer" and question else answer
         metadata = {"source": f"{path.name}#row{i}", "row": i, "file": path.name}
         if question:
             metadata["question"] = question

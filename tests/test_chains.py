@@ -388,3 +388,19 @@ def test_tool_returns_answer_with_sources(store: InMemoryVectorStore) -> None:
     assert message.artifact["sources"][0]["id"] == "faq-1"
     gated = as_tool(build_rag_chain(RecordingLLM(fail=True), store, min_score=2.0))
     assert f"Answer: {IDK}" in gated.invoke({"question": "weather?"})
+
+
+def test_passages_below_min_score_stay_out_of_the_context() -> None:
+    strong = Document("Spot training works on all instances.", id="strong", metadata={"score": 0.8})
+    weak = Document("Spot training is in all Regions.", id="weak", metadata={"score": 0.2})
+    llm = RecordingLLM()
+    out = build_rag_chain(llm, ScoredRetriever(documents=[strong, weak]), min_score=0.4).invoke(
+        "Which instances?"
+    )
+    assert [s["id"] for s in out["sources"]] == ["strong"]
+    assert "all Regions" not in llm.prompts[0] and "all instances" in llm.prompts[0]
+    everything = RecordingLLM()
+    build_rag_chain(everything, ScoredRetriever(documents=[strong, weak]), min_score=None).invoke(
+        "Which instances?"
+    )
+    assert "all Regions" in everything.prompts[0]

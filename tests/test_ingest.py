@@ -27,9 +27,7 @@ def test_header_csv_and_question_answer_mode(shared_data: Path) -> None:
     answers = load_csv(shared_data / "sagemaker_faq.csv")
     both = load_csv(shared_data / "sagemaker_faq.csv", mode="question+answer")
     assert len(answers) == len(both) == 154
-    assert (
-        both[5].page_content == f"Question: {both[5].metadata['question']}\nAnswer: {answers[5].page_content}"
-    )
+    assert both[5].page_content == f"Q: {both[5].metadata['question']}\nA: {answers[5].page_content}"
     page = load_csv(shared_data / "sagemaker_faq_page.csv")
     assert len(page) == 168 and page[0].metadata["row"] == 0
 

@@ -71,7 +71,7 @@ def build_rag_chain(
     called when nothing is retrieved or the best score is below ``min_score``. ``max_concurrency`` is
     the default for ``batch``/``abatch`` (override with ``config={"max_concurrency": n}``).
     ``max_context_tokens`` (see :func:`sagerag.prompts.token_budget`) bounds the context in tokens too.
-    ``best_last`` (default on) lays the chosen passages out best-last, next to the question: on the seed
+    Passages scoring below ``min_score`` are left out of the context. ``best_last`` (default on) lays the chosen passages out best-last, next to the question: on the seed
     FAQ the small local model answers from the wrong Managed Spot passage when the best one comes first.
     """
     if k < 1:
@@ -82,8 +82,16 @@ def build_rag_chain(
     generate: Runnable[dict[str, str], str] = resolve_prompt(prompt) | llm | StrOutputParser()
 
     def plan(question: str, scored: Scored) -> dict[str, Any]:
+        gated = gate([score for _, score in scored], min_score)
+        # Below the gate's threshold a passage is judged irrelevant: it stays out of the context (it only
+        # distracts a small model), unless the gate fires, when the weak passages are reported as sources.
+        relevant = (
+            scored
+            if gated or min_score is None
+            else [(d, s) for d, s in scored if s is None or s >= min_score]
+        )
         context, used = select_context(
-            [doc for doc, _ in scored],
+            [doc for doc, _ in relevant],
             max_context_chars,
             max_tokens=max_context_tokens,
             count_tokens=count_tokens,
@@ -94,7 +102,7 @@ def build_rag_chain(
         return {
             "inputs": {"context": context, "question": neutralize(question)},
             "sources": [source_record(doc, scores[id(doc)], ranks[id(doc)]) for doc in used],
-            "gated": gate([score for _, score in scored], min_score),
+            "gated": gated,
         }
 
     def prepare(value: Any, config: RunnableConfig) -> dict[str, Any]:

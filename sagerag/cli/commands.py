@@ -282,7 +282,7 @@ def cmd_demo(
     )
     corpus = resources.files("sagerag") / "data" / "sample_faq.csv"
     with resources.as_file(corpus) as corpus_path:
-        docs = load_csv(corpus_path, mode="question+answer")
+        docs = load_csv(corpus_path)
     _output.info("sagerag demo: everything runs on this machine (local SageMaker Runtime + local Pinecone).")
     with from_settings(settings) as pipeline:
         _output.info(pipeline.describe())
@@ -300,8 +300,8 @@ def cmd_demo(
 
 
 DEMO_QUESTIONS = (
-    "What does sagerag's local runtime serve?",
-    "How do I keep a re-run of an ingest from duplicating vectors?",
+    "Where does the local Pinecone keep its data?",
+    "Does re-running an ingest duplicate vectors?",
     "What is the capital of France?",
 )
 
