@@ -68,14 +68,17 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         return self
 
     # batching
-    def _batches(self, texts: list[str]) -> Iterator[tuple[int, list[str]]]:
+    def _batches(
+        self, texts: list[str], positions: list[int] | None = None
+    ) -> Iterator[tuple[int, list[str]]]:
+        """(start, texts) per request; `positions` maps indices back to the caller's order for errors."""
         start, size = 0, 2
         batch: list[str] = []
         for i, text in enumerate(texts):
             cost = len(json.dumps(text).encode("utf-8")) + 1
             if cost + 16 > self.max_request_bytes:
                 raise DocumentTooLargeError(
-                    f"text #{i} ({cost:,} bytes as JSON) exceeds the {self.max_request_bytes:,}-byte request "
+                    f"text #{positions[i] if positions else i} ({cost:,} bytes as JSON) exceeds the {self.max_request_bytes:,}-byte request "
                     f"limit of endpoint {self.endpoint_name!r}; split it into smaller chunks"
                 )
             if batch and (len(batch) >= self.batch_size or size + cost > self.max_request_bytes - 16):
@@ -112,15 +115,19 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         raise AssertionError("unreachable")
 
     def _run(self, texts: list[str], call: Callable[[list[str]], list[list[float]]]) -> list[list[float]]:
-        batches = list(self._batches(texts))
+        # Containers pad a batch to its longest text, so batching texts of similar length (sorted by
+        # length, results put back in the caller's order) saves the model the padding's compute.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = list(self._batches([texts[i] for i in order], order))
         out: list[list[float]] = [[] for _ in texts]
         if len(batches) == 1 or self.max_concurrency == 1:
             results = [call(batch) for _, batch in batches]
         else:
             with ThreadPoolExecutor(min(self.max_concurrency, len(batches))) as pool:
                 results = list(pool.map(call, [batch for _, batch in batches]))
-        for (start, batch), vectors in zip(batches, results, strict=True):
-            out[start : start + len(batch)] = vectors
+        for (start, _), vectors in zip(batches, results, strict=True):
+            for offset, vector in enumerate(vectors):
+                out[order[start + offset]] = vector
         return out
 
     # the Embeddings API
@@ -137,15 +144,20 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         """Async: batches run as tasks, at most `max_concurrency` in flight."""
         if not texts:
             return []
-        batches = list(self._batches(list(texts)))
         gate = asyncio.Semaphore(self.max_concurrency)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # as in _run
+        batches = list(self._batches([texts[i] for i in order], order))
 
         async def one(batch: list[str]) -> list[list[float]]:
             async with gate:
                 return await asyncio.to_thread(self._invoke, batch)
 
         results = await asyncio.gather(*(one(batch) for _, batch in batches))
-        return [vector for vectors in results for vector in vectors]
+        out: list[list[float]] = [[] for _ in texts]
+        for (start, _), vectors in zip(batches, results, strict=True):
+            for offset, vector in enumerate(vectors):
+                out[order[start + offset]] = vector
+        return out
 
     async def aembed_query(self, text: str) -> list[float]:
         return (await self.aembed_documents([text]))[0]

@@ -1,0 +1,79 @@
+"""The evaluation report: one dict per configuration, rendered as a rich table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from sagerag.evaluation.runner import EvalConfig, summarize
+
+METRICS: list[tuple[str, str, str]] = [
+    ("recall@1", "retrieval recall@1", "rate"),
+    ("recall@5", "retrieval recall@5", "rate"),
+    ("mrr", "retrieval MRR", "rate"),
+    ("token_f1", "answer token F1 (vs reference)", "rate"),
+    ("supported", "answers supported by gold", "rate"),
+    ("oos_refused", "out-of-scope refused", "rate"),
+    ("in_scope_refused", "in-scope wrongly refused", "rate"),
+    ("latency_p50_s", "latency p50 (s)", "seconds"),
+    ("latency_p95_s", "latency p95 (s)", "seconds"),
+]
+"""(key, label, kind) in display order; `rate` values are shares in 0..1."""
+
+
+def build_report(
+    configs: Sequence[EvalConfig], records: dict[str, list[dict[str, Any]]], **meta: Any
+) -> dict[str, Any]:
+    """The whole result: run metadata plus, per configuration, its settings, metrics and counts."""
+    entries = []
+    for config in configs:
+        summary = summarize(records.get(config.key, []))
+        counts = summary.pop("counts")
+        entries.append(
+            {
+                "name": config.name,
+                "key": config.key,
+                "settings": config.settings(),
+                "metrics": summary,
+                "counts": counts,
+            }
+        )
+    return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), **meta, "configs": entries}
+
+
+def format_value(value: float | None, kind: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if kind == "rate" else f"{value:.2f}"
+
+
+def rich_table(report: dict[str, Any]) -> Table:
+    """Metrics as rows, configurations side by side as columns."""
+    table = Table(title="sagerag eval", title_justify="left")
+    table.add_column("metric")
+    for entry in report["configs"]:
+        table.add_column(entry["name"], justify="right")
+    for key, label, kind in METRICS:
+        table.add_row(label, *(format_value(e["metrics"][key], kind) for e in report["configs"]))
+    for key in ("in_scope", "out_of_scope", "answered_in_scope"):
+        table.add_row(key.replace("_", " "), *(str(e["counts"][key]) for e in report["configs"]))
+    return table
+
+
+def write_json(report: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_csv(report: dict[str, Any], path: str | Path) -> None:
+    """One row per configuration: its name, settings, metrics (empty where not measured) and counts."""
+    rows = [{"name": e["name"], **e["settings"], **e["metrics"], **e["counts"]} for e in report["configs"]]
+    with Path(path).open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,58 @@
+"""Shared helpers for the benchmark scripts: the FAQ data, machine/version lines, table printing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def require_data() -> Path:
+    """`../shared/data` beside the checkout; exits with a message when it is absent."""
+    if not (SHARED_DATA / "sagemaker_faq.csv").exists():
+        sys.exit(f"shared data not found at {SHARED_DATA}; the benchmarks need the SageMaker FAQ files")
+    return SHARED_DATA
+
+
+def faq_answers() -> list[str]:
+    with (require_data() / "sagemaker_faq.csv").open(encoding="utf-8", newline="") as handle:
+        return [row["Answer"] for row in csv.DictReader(handle)]
+
+
+def faq_questions() -> list[dict[str, object]]:
+    lines = (require_data() / "sagemaker_faq_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def machine_lines(packages: tuple[str, ...] = ()) -> list[str]:
+    names = ("sagerag", "torch", "sentence-transformers", "transformers", "boto3", "pinecone", *packages)
+    versions = []
+    for name in names:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} -")
+    try:
+        load = "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "load average n/a"
+    return [
+        f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"cpus: {os.cpu_count()}, {load}",
+        f"python {platform.python_version()}; " + ", ".join(versions),
+    ]
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A plain Markdown table (pastes into docs/benchmarks.md as is)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
