@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+import traceback
+from typing import Annotated, NoReturn
 
 import click
 import typer
 
-from sagerag.cli import _output
+from sagerag.cli import _output, _redact
 from sagerag.errors import ConfigurationError, InputError, SageRagError
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ def _root(
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    _redact.install()  # botocore's debug log shows the AWS access key id in each Authorization header
 
 
 _registered = False
@@ -46,9 +48,11 @@ def _register_commands() -> None:
         return
     from sagerag.cli.commands import register as register_commands
     from sagerag.cli.deploy import register as register_deploy
+    from sagerag.cli.eval_cmd import register as register_eval
 
     register_commands(app)
     register_deploy(app)
+    register_eval(app)
     _registered = True
 
 
@@ -64,13 +68,25 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         _output.fail("interrupted", _output.EXIT_INTERRUPTED)
-    except SageRagError as exc:
-        if _output.debug_enabled():
-            raise
-        bad_input = isinstance(exc, InputError | ConfigurationError)
-        _output.fail(str(exc), _output.EXIT_BAD_INPUT if bad_input else _output.EXIT_FAILURE)
-    except Exception as exc:  # a service error: one line unless --debug
-        if _output.debug_enabled():
-            raise
-        _output.fail(f"{type(exc).__name__}: {exc}", _output.EXIT_FAILURE)
+    except Exception as exc:  # ours, or a service error: one line unless --debug
+        _fail(exc)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """One line naming what to fix (the traceback too under --debug, secrets masked); then exit."""
+    from sagerag.pipeline import explain_service_error
+
+    if not isinstance(exc, SageRagError):
+        exc = explain_service_error(exc) or exc
+    if isinstance(exc, SageRagError):
+        message = str(exc)
+        bad_input = isinstance(exc, InputError | ConfigurationError)
+        code = _output.EXIT_BAD_INPUT if bad_input else _output.EXIT_FAILURE
+    else:
+        message, code = f"{type(exc).__name__}: {exc}", _output.EXIT_FAILURE
+    if _output.debug_enabled():
+        sys.stderr.write(_redact.redact(traceback.format_exc()))
+        sys.stderr.flush()
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    _output.fail(_redact.redact(one_line), code)
