@@ -270,15 +270,19 @@ def cmd_demo(
     data_dir: DataDir = None,
 ) -> None:
     """Offline demo: ingest the bundled sample FAQ locally, answer two questions and refuse an off-topic one."""
+    from dataclasses import replace
     from importlib import resources
 
     from sagerag.config import load_settings
     from sagerag.ingest import ingest_documents, load_csv
     from sagerag.pipeline import from_settings
 
-    settings = load_settings(data_dir=data_dir, pinecone_index="sagerag-demo")
-    settings = type(settings)(
-        **{**settings.__dict__, "remote": False, "endpoint_url": None, "pinecone_host": None}
+    # The demo is offline whatever is configured: local services, its own index.
+    settings = replace(
+        load_settings(data_dir=data_dir, pinecone_index="sagerag-demo"),
+        remote=False,
+        endpoint_url=None,
+        pinecone_host=None,
     )
     corpus = resources.files("sagerag") / "data" / "sample_faq.csv"
     with resources.as_file(corpus) as corpus_path:
