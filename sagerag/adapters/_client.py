@@ -55,6 +55,28 @@ def make_runtime_client(
     )
 
 
+def invocation_params(model: Any, payload: Any, stream: bool, call_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`invoke_endpoint[_with_response_stream]` arguments for a langchain-aws LLM or chat model.
+
+    `model` carries langchain-aws's fields (endpoint_name, content_handler, model_kwargs, endpoint_kwargs,
+    inference_component_name); call-time kwargs override `model_kwargs`, and `stream` asks TGI to stream.
+    """
+    model_kwargs = {**(model.model_kwargs or {}), **call_kwargs}
+    if stream:
+        model_kwargs["stream"] = True
+    params: dict[str, Any] = {
+        "EndpointName": model.endpoint_name,
+        "Body": model.content_handler.transform_input(payload, model_kwargs),
+        "ContentType": model.content_handler.content_type,
+        **(model.endpoint_kwargs or {}),
+    }
+    if not stream:
+        params["Accept"] = model.content_handler.accepts
+    if model.inference_component_name:
+        params["InferenceComponentName"] = model.inference_component_name
+    return params
+
+
 def error_code(exc: BaseException) -> str:
     """botocore's error code for a ClientError, else ''."""
     if isinstance(exc, ClientError):

@@ -15,7 +15,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from sagerag.adapters._client import name_endpoint
+from sagerag.adapters._client import invocation_params, name_endpoint
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
 from sagerag.adapters.llama2 import Llama2TGIChatContentHandler
 
@@ -25,22 +25,6 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
 
     stop: list[str] | None = None
     """Default stop words (literal strings), used when a call gives none."""
-
-    def _params(self, messages: list[BaseMessage], stream: bool, **kwargs: Any) -> dict[str, Any]:
-        model_kwargs = {**(self.model_kwargs or {}), **kwargs}
-        if stream:
-            model_kwargs["stream"] = True
-        params: dict[str, Any] = {
-            "EndpointName": self.endpoint_name,
-            "Body": self.content_handler.transform_input(messages, model_kwargs),
-            "ContentType": self.content_handler.content_type,
-            **(self.endpoint_kwargs or {}),
-        }
-        if not stream:
-            params["Accept"] = self.content_handler.accepts
-        if self.inference_component_name:
-            params["InferenceComponentName"] = self.inference_component_name
-        return params
 
     @property
     def _can_stream(self) -> bool:
@@ -54,7 +38,7 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
         **kwargs: Any,
     ) -> ChatResult:
         try:
-            response = self.client.invoke_endpoint(**self._params(messages, False, **kwargs))
+            response = self.client.invoke_endpoint(**invocation_params(self, messages, False, kwargs))
         except Exception as exc:
             raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
         message = self.content_handler.transform_output(response["Body"])
@@ -74,7 +58,7 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
             return
         try:
             response = self.client.invoke_endpoint_with_response_stream(
-                **self._params(messages, True, **kwargs)
+                **invocation_params(self, messages, True, kwargs)
             )
         except Exception as exc:
             raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)

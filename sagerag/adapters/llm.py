@@ -14,7 +14,7 @@ from langchain_aws.llms.sagemaker_endpoint import SagemakerEndpoint
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
-from sagerag.adapters._client import name_endpoint
+from sagerag.adapters._client import invocation_params, name_endpoint
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
 
 
@@ -23,22 +23,6 @@ class SagemakerLLM(SagemakerEndpoint):
 
     stop: list[str] | None = None
     """Default stop words (literal strings), used when a call gives none."""
-
-    def _params(self, prompt: str, stream: bool, **kwargs: Any) -> dict[str, Any]:
-        model_kwargs = {**(self.model_kwargs or {}), **kwargs}
-        if stream:
-            model_kwargs["stream"] = True
-        params: dict[str, Any] = {
-            "EndpointName": self.endpoint_name,
-            "Body": self.content_handler.transform_input(prompt, model_kwargs),
-            "ContentType": self.content_handler.content_type,
-            **(self.endpoint_kwargs or {}),
-        }
-        if not stream:
-            params["Accept"] = self.content_handler.accepts
-        if self.inference_component_name:
-            params["InferenceComponentName"] = self.inference_component_name
-        return params
 
     def _stream(
         self,
@@ -49,7 +33,7 @@ class SagemakerLLM(SagemakerEndpoint):
     ) -> Iterator[GenerationChunk]:
         try:
             response = self.client.invoke_endpoint_with_response_stream(
-                **self._params(prompt, True, **kwargs)
+                **invocation_params(self, prompt, True, kwargs)
             )
         except Exception as exc:
             raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
@@ -77,7 +61,7 @@ class SagemakerLLM(SagemakerEndpoint):
         if self.streaming:
             return "".join(chunk.text for chunk in self._stream(prompt, stop, run_manager, **kwargs))
         try:
-            response = self.client.invoke_endpoint(**self._params(prompt, False, **kwargs))
+            response = self.client.invoke_endpoint(**invocation_params(self, prompt, False, kwargs))
         except Exception as exc:
             raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
         return cut_at_stop(self.content_handler.transform_output(response["Body"]), stop or self.stop)
