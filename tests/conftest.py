@@ -1,55 +1,76 @@
-"""Shared fixtures: one local SageMaker Runtime per test session (models load once), and the shared data."""
+"""Fixtures for every test: one local SageMaker Runtime per session (models load once), local Pinecone
+servers, the repository's FAQ data and an isolated CLI environment. Plain helpers live in `support.py`."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sagerag.local import LocalRuntime
+from sagerag.local import LocalPinecone, LocalRuntime
+from tests import support
+from tests.subprocesses import FACT, PINECONE_KEY
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """`../shared/data` beside the checkout; tests that need it skip with a message when it is absent."""
-    if not (SHARED_DATA / "sagemaker_faq.csv").exists():
-        pytest.skip(f"shared data not found at {SHARED_DATA} (it sits beside the checkout in CI)")
-    return SHARED_DATA
-
-
-@pytest.fixture(scope="session")
-def faq_rows(shared_data: Path) -> list[dict[str, str]]:
-    with (shared_data / "sagemaker_faq.csv").open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+_ROUTING_VARIABLES = (
+    "SAGERAG_REMOTE",
+    "SAGERAG_ENDPOINT_URL",
+    "SAGERAG_PINECONE_HOST",
+    "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
+)
 
 
 @pytest.fixture(scope="session")
-def faq_answers(faq_rows: list[dict[str, str]]) -> list[str]:
-    return [row["Answer"] for row in faq_rows]
-
-
-_RUNTIME: LocalRuntime | None = None
-
-
-def shared_runtime() -> LocalRuntime:
-    """One local SageMaker Runtime per test process (for suites whose properties cannot take fixtures)."""
-    global _RUNTIME
-    if _RUNTIME is None:
-        _RUNTIME = LocalRuntime().start()
-    return _RUNTIME
+def faq_answers() -> list[str]:
+    """The 154 answers of the SageMaker FAQ (the repository's copy)."""
+    return support.faq_answers()
 
 
 @pytest.fixture(scope="session")
 def runtime() -> Iterator[LocalRuntime]:
     """The local SageMaker Runtime, shared by every test in the session."""
-    yield shared_runtime()
+    yield support.shared_runtime()
 
 
 @pytest.fixture(scope="session")
 def runtime_client(runtime: LocalRuntime) -> Any:
     return runtime.client()
+
+
+@pytest.fixture(scope="module")
+def local_pinecone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPinecone]:
+    with LocalPinecone(tmp_path_factory.mktemp("pinecone"), api_key=support.API_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pc(local_pinecone: LocalPinecone) -> Any:
+    return local_pinecone.client()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The embedded default under a private data dir, nothing inherited that routes elsewhere."""
+    for name in _ROUTING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def remote_servers(
+    tmp_path_factory: pytest.TempPathFactory, runtime: LocalRuntime
+) -> Iterator[dict[str, Any]]:
+    """The session's local runtime and a module-wide LocalPinecone, to be used as 'remote' services."""
+    root = tmp_path_factory.mktemp("remote")
+    from sagerag.adapters import SagemakerEmbeddings
+    from sagerag.stores import PineconeStore, ensure_index
+
+    with LocalPinecone(root / "pinecone", api_key=PINECONE_KEY) as pinecone:
+        pc = pinecone.client()
+        ensure_index(pc, "sagerag", 384)
+        embeddings = SagemakerEmbeddings(endpoint_name="minilm", client=runtime.client())
+        PineconeStore.from_index_name(pc, "sagerag", embeddings).add_texts([FACT], [{"source": "fact#0"}])
+        yield {"runtime": runtime, "pinecone": pinecone, "root": root}

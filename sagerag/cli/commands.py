@@ -90,8 +90,7 @@ def cmd_serve(
     automatically, so models stay warm between them.
     """
     from sagerag.config import load_settings
-    from sagerag.local import FaultConfig, LocalRuntime
-    from sagerag.local.pinecone import LocalPinecone
+    from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
     from sagerag.pipeline import SERVE_STATE_FILE
 
     settings = load_settings(data_dir=data_dir)

@@ -1,10 +1,11 @@
 """The embedded default: SageMaker Runtime and Pinecone APIs served on loopback, offline.
 
-Nothing outside `sagerag.local` depends on it except `pipeline.py`, which chooses local or remote.
+Two emulators, one per service: `sagemaker/` (the Runtime API backed by real small models) and
+`pinecone/` (the Pinecone API backed by SQLite). Nothing outside `sagerag.local` depends on it except
+`pipeline.py`, which chooses local or remote.
 """
 
-from sagerag.local.faults import FaultConfig
-from sagerag.local.runtime import LocalRuntime
-from sagerag.local.runtime_app import DEFAULT_ENDPOINTS, EndpointSpec
+from sagerag.local.pinecone import LocalPinecone
+from sagerag.local.sagemaker import DEFAULT_ENDPOINTS, EndpointSpec, FaultConfig, LocalRuntime
 
-__all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "FaultConfig", "LocalRuntime"]
+__all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "FaultConfig", "LocalPinecone", "LocalRuntime"]

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sagerag.local.pinecone_filter import FilterError, evaluate_filter, validate_filter
-from sagerag.local.pinecone_search import NamespaceSnapshot
-from sagerag.local.pinecone_storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.filter import FilterError, evaluate_filter, validate_filter
+from sagerag.local.pinecone.search import NamespaceSnapshot
+from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
 
 MAX_UPSERT_VECTORS = 1000
 MAX_REQUEST_BYTES = 2 * 1024 * 1024

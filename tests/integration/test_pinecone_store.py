@@ -14,10 +14,10 @@ from pinecone import Pinecone
 from pinecone.errors.exceptions import ApiError, RateLimitError, ServiceError
 
 from sagerag.errors import ConfigurationError, DocumentTooLargeError, IndexMismatchError
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone
 from sagerag.stores import PineconeStore, ensure_index
 from sagerag.stores import _retry as retry_module
-from tests.pinecone_fixtures import API_KEY, faq_answers, local_pinecone, make_index, pc, unique_name  # noqa: F401
+from tests.support import API_KEY, faq_answers, make_index, unique_name
 
 
 def faq_documents() -> list[Document]:
@@ -85,7 +85,7 @@ class CountingIndex:
         return getattr(self._index, name)
 
 
-def test_large_batches_are_split_and_oversize_documents_refused(pc: Any) -> None:  # noqa: F811
+def test_large_batches_are_split_and_oversize_documents_refused(pc: Any) -> None:
     index = CountingIndex(make_index(pc, dimension=8, prefix="big"))
     store = PineconeStore(index, DeterministicFakeEmbedding(size=8), metric="cosine")
     documents = [
@@ -102,7 +102,7 @@ def test_large_batches_are_split_and_oversize_documents_refused(pc: Any) -> None
     assert len(store.get_by_ids(ids)) == 100
 
 
-def test_numpy_embeddings_are_sent_as_python_floats(pc: Any) -> None:  # noqa: F811
+def test_numpy_embeddings_are_sent_as_python_floats(pc: Any) -> None:
     class NumpyEmbedding(Embeddings):
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
             return [np.arange(1, 5, dtype=np.float32) * (i + 1) for i in range(len(texts))]  # type: ignore[misc]
@@ -118,7 +118,7 @@ def test_numpy_embeddings_are_sent_as_python_floats(pc: Any) -> None:  # noqa: F
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dotproduct", "euclidean"])
-def test_store_scores_are_higher_is_better(pc: Any, metric: str) -> None:  # noqa: F811
+def test_store_scores_are_higher_is_better(pc: Any, metric: str) -> None:
     class FixedEmbedding(Embeddings):
         table: ClassVar[dict[str, list[float]]] = {
             "near": [1.0, 0.1],
@@ -146,7 +146,7 @@ def test_store_scores_are_higher_is_better(pc: Any, metric: str) -> None:  # noq
         assert all(0 < s <= 1 for s in scores)
 
 
-def test_retriever_namespace_and_deletes(pc: Any) -> None:  # noqa: F811
+def test_retriever_namespace_and_deletes(pc: Any) -> None:
     store = PineconeStore(make_index(pc, dimension=16, prefix="ret"), DeterministicFakeEmbedding(size=16))
     store.add_texts(["alpha", "beta", "gamma"], [{"g": "x"}, {"g": "y"}, {"g": "x"}], ids=["1", "2", "3"])
     store.add_texts(["delta"], ids=["4"], namespace="side")
@@ -160,7 +160,7 @@ def test_retriever_namespace_and_deletes(pc: Any) -> None:  # noqa: F811
     assert store.get_by_ids(["4"], namespace="side")[0].page_content == "delta"
 
 
-async def test_async_variants(pc: Any) -> None:  # noqa: F811
+async def test_async_variants(pc: Any) -> None:
     store = PineconeStore(make_index(pc, dimension=16, prefix="async"), DeterministicFakeEmbedding(size=16))
     ids = await store.aadd_documents(
         [Document(page_content="one", metadata={"source": "a"}), Document("two")]
@@ -173,8 +173,8 @@ async def test_async_variants(pc: Any) -> None:  # noqa: F811
 
 
 def test_wrong_api_key_is_a_clear_error_without_the_key(
-    local_pinecone: LocalPinecone,  # noqa: F811
-    pc: Any,  # noqa: F811
+    local_pinecone: LocalPinecone,
+    pc: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -199,7 +199,7 @@ def test_wrong_api_key_is_a_clear_error_without_the_key(
     assert secret not in caplog.text
 
 
-def test_ensure_index_detects_mismatch(pc: Any) -> None:  # noqa: F811
+def test_ensure_index_detects_mismatch(pc: Any) -> None:
     name = unique_name("ensure")
     host = ensure_index(pc, name, 12, metric="dotproduct")
     assert ensure_index(pc, name, 12, metric="dotproduct") == host
@@ -209,7 +209,7 @@ def test_ensure_index_detects_mismatch(pc: Any) -> None:  # noqa: F811
         ensure_index(pc, name, 12)
 
 
-def test_retries_429_and_5xx_then_gives_up(monkeypatch: pytest.MonkeyPatch, pc: Any) -> None:  # noqa: F811
+def test_retries_429_and_5xx_then_gives_up(monkeypatch: pytest.MonkeyPatch, pc: Any) -> None:
     sleeps: list[float] = []
     monkeypatch.setattr(retry_module, "_sleep", sleeps.append)
     index = CountingIndex(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models import FakeListLLM
 
-from sagerag.cli import main
 from sagerag.evaluation import EvalConfig, label_questions, run_eval, summarize
 from sagerag.pipeline import from_settings
 from sagerag.questions import read_questions
 from sagerag.resume import ResultLog
+from tests.support import run_cli
 
 CORPUS = [
     ("How do I water a cactus?", "Water a cactus sparingly, about once every two weeks in summer."),
@@ -27,21 +27,9 @@ CORPUS = [
 OUT_OF_SCOPE = ["Who won the 1998 football World Cup?", "What is the boiling point of mercury?"]
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
-
-
 @pytest.fixture
-def corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Path:
+def corpus(tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A local data dir with the tiny garden FAQ ingested, plus its question files."""
-    for name in ("SAGERAG_REMOTE", "SAGERAG_ENDPOINT_URL", "SAGERAG_PINECONE_HOST"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", raising=False)
-    monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
     with (tmp_path / "garden.csv").open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([("Question", "Answer"), *CORPUS])
     lines = [{"id": i, "question": q, "answer_id": i, "answer": a} for i, (q, a) in enumerate(CORPUS)]

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sagerag.local.pinecone_service import MAX_REQUEST_BYTES, ApiProblem, PineconeService
-from sagerag.local.pinecone_storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.service import MAX_REQUEST_BYTES, ApiProblem, PineconeService
+from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
 
 Handler = Callable[[Request], Awaitable[Response]]
 DATA_PREFIX = "/data"

@@ -11,13 +11,13 @@ from langchain_core.vectorstores import VectorStore
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from sagerag.stores import PineconeStore
-from tests.pinecone_fixtures import local_pinecone, make_index, pc  # noqa: F401
+from tests.support import make_index
 
 _namespaces = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def standard_index(pc: Any) -> Any:  # noqa: F811
+def standard_index(pc: Any) -> Any:
     return make_index(pc, dimension=6, prefix="standard")
 
 

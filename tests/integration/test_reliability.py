@@ -21,10 +21,9 @@ from langchain_core.documents import Document
 from sagerag.adapters import SagemakerEmbeddings
 from sagerag.cli import main
 from sagerag.ingest import ingest_documents
-from sagerag.local import FaultConfig, LocalRuntime
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
 from sagerag.stores import PineconeStore, ensure_index
-from tests.reliability_fixtures import (
+from tests.subprocesses import (
     FACT_QUESTION,
     PINECONE_KEY,
     CutProxy,
@@ -33,7 +32,6 @@ from tests.reliability_fixtures import (
     ids_in_data_dir,
     ledger_count,
     remote_env,
-    remote_servers,  # noqa: F401 (fixture)
     run_sagerag,
     short_rows,
     stored_ids,
@@ -221,7 +219,7 @@ def test_batch_resumes_after_a_torn_last_line(
 @pytest.mark.parametrize("mode", ["drop", "hang"])
 def test_endpoint_gone_during_ask_fails_in_time_with_one_line(
     mode: str,
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     """The LLM endpoint vanishes (connection cut, then refused) or stops answering mid-`ask`."""

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from sagerag.local.pinecone_filter import Mask, MetadataTable
+from sagerag.local.pinecone.filter import Mask, MetadataTable
 
 F32 = npt.NDArray[np.float32]
 

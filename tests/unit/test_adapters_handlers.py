@@ -16,7 +16,7 @@ from sagerag.adapters import (
     render_llama2_chat,
 )
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
-from sagerag.local.llama2_markup import parse_llama2_chat
+from sagerag.local.sagemaker.llama2_markup import parse_llama2_chat
 
 
 def test_tgi_input_has_defaults_that_call_kwargs_override() -> None:

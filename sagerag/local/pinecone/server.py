@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sagerag.local._server import LOOPBACK, BackgroundServer, check_bind_host, free_port
-from sagerag.local.pinecone_server import create_app
-from sagerag.local.pinecone_service import PineconeService
+from sagerag.local.pinecone.app import create_app
+from sagerag.local.pinecone.service import PineconeService
 
 DEFAULT_API_KEY = "sagerag-local"
 

@@ -15,12 +15,11 @@ import pytest
 
 from sagerag.cli import main
 from sagerag.local._server import free_port
-from tests.reliability_fixtures import (
+from tests.subprocesses import (
     FACT_QUESTION,
     PINECONE_KEY,
     assert_one_line_error,
     ids_in_data_dir,
-    remote_servers,  # noqa: F401 (fixture)
     short_rows,
     stored_ids,
     write_faq,
@@ -237,7 +236,7 @@ CONFIG_CASES: dict[str, tuple[dict[str, str], int, tuple[str, ...]]] = {
 @pytest.mark.parametrize("case", list(CONFIG_CASES))
 def test_bad_configuration_is_one_line_naming_the_setting(
     case: str,
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

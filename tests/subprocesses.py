@@ -1,4 +1,4 @@
-"""Shared pieces for the reliability, bad-input and security tests.
+"""Subprocess helpers for the reliability, bad-input and security tests.
 
 Subprocess runs of `python -m sagerag` get a clean environment (no SAGERAG_*/AWS_*/PINECONE_* from the
 caller) plus what each test sets. Most of them run in *remote* mode against servers in this test process,
@@ -15,15 +15,10 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from sagerag.local import LocalRuntime
+from sagerag.local import LocalPinecone
 from sagerag.local._server import free_port
-from sagerag.local.pinecone import LocalPinecone
 
 CANARY = "CANARY-SECRET-5f1e9a7c3b2d"
 """A unique string planted as every secret; it must never be printed."""
@@ -186,20 +181,3 @@ class CutProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
-
-
-@pytest.fixture(scope="module")
-def remote_servers(
-    tmp_path_factory: pytest.TempPathFactory, runtime: LocalRuntime
-) -> Iterator[dict[str, Any]]:
-    """The session's local runtime and a module-wide LocalPinecone, to be used as 'remote' services."""
-    root = tmp_path_factory.mktemp("remote")
-    from sagerag.adapters import SagemakerEmbeddings
-    from sagerag.stores import PineconeStore, ensure_index
-
-    with LocalPinecone(root / "pinecone", api_key=PINECONE_KEY) as pinecone:
-        pc = pinecone.client()
-        ensure_index(pc, "sagerag", 384)
-        embeddings = SagemakerEmbeddings(endpoint_name="minilm", client=runtime.client())
-        PineconeStore.from_index_name(pc, "sagerag", embeddings).add_texts([FACT], [{"source": "fact#0"}])
-        yield {"runtime": runtime, "pinecone": pinecone, "root": root}

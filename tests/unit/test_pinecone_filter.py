@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from sagerag.local.pinecone_filter import FilterError, MetadataTable, evaluate_filter, validate_filter
+from sagerag.local.pinecone.filter import FilterError, MetadataTable, evaluate_filter, validate_filter
 
 ROWS: list[dict[str, Any] | None] = [
     {"genre": "drama", "year": 2019, "tags": ["a", "b"], "ok": True},

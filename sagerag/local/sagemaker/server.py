@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sagerag.local._server import LOOPBACK, BackgroundServer
-from sagerag.local.faults import FaultConfig
-from sagerag.local.models import ModelRegistry, shared_registry
-from sagerag.local.runtime_app import EndpointSpec, RuntimeApp
+from sagerag.local.sagemaker.app import EndpointSpec, RuntimeApp
+from sagerag.local.sagemaker.faults import FaultConfig
+from sagerag.local.sagemaker.models import ModelRegistry, shared_registry
 
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}

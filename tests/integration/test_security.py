@@ -17,17 +17,15 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from sagerag.config import Settings
 from sagerag.errors import ConfigurationError
-from sagerag.local import LocalRuntime
+from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.local._server import check_bind_host, free_port
-from sagerag.local.pinecone import LocalPinecone
 from sagerag.pipeline import from_settings
-from tests.reliability_fixtures import (
+from tests.subprocesses import (
     CANARY,
     FACT_QUESTION,
     PINECONE_KEY,
     base_env,
     remote_env,
-    remote_servers,  # noqa: F401 (fixture)
     run_sagerag,
     write_faq,
 )
@@ -62,7 +60,7 @@ def test_canary_secret_never_printed(
     extra: dict[str, str],
     server_key: str,
     canary_pinecone: LocalPinecone,
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
     tmp_path: Path,
 ) -> None:
     """AWS keys and the Pinecone key are a canary; no log line, error, JSON or --debug trace shows it."""
@@ -143,7 +141,7 @@ def _status(url: str, key: str | None, data: bytes | None = None) -> int:
 
 
 def test_local_pinecone_rejects_requests_without_the_right_key(
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
 ) -> None:
     host = remote_servers["pinecone"].host
     query = json.dumps({"topK": 1, "vector": [0.1] * 384, "namespace": ""}).encode()
@@ -157,7 +155,7 @@ def test_local_pinecone_rejects_requests_without_the_right_key(
 
 
 def test_every_client_sagerag_builds_has_timeouts(
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -200,7 +198,7 @@ PLANTED = (
 @pytest.mark.parametrize("prompt_name", ["default", "llama2-chat"])
 def test_planted_document_cannot_break_the_prompt_end_to_end(
     prompt_name: str,
-    remote_servers: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    remote_servers: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,15 +14,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from sagerag.local.containers import (
+from sagerag.local.sagemaker.containers import (
     ContainerError,
     FeatureExtraction,
     JumpStartLlama2Chat,
     TextGenerationInference,
 )
-from sagerag.local.eventstream import model_stream_error, payload_part
-from sagerag.local.faults import FaultConfig
-from sagerag.local.models import ModelRegistry
+from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
+from sagerag.local.sagemaker.faults import FaultConfig
+from sagerag.local.sagemaker.models import ModelRegistry
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 """SageMaker real-time inference accepts request bodies up to 6 MB."""

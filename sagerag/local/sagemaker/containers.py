@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from sagerag.local.llama2_markup import parse_llama2_chat
-from sagerag.local.models import GeneratedToken, GGUFChatModel, MiniLMModel
+from sagerag.local.sagemaker.llama2_markup import parse_llama2_chat
+from sagerag.local.sagemaker.models import GeneratedToken, GGUFChatModel, MiniLMModel
 
 LOCAL_REPETITION_PENALTY = 1.1
 """Default when a request gives none (TGI's is 1.0): SmolLM2-135M loops under greedy decoding without it."""

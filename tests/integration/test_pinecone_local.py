@@ -16,7 +16,7 @@ from pinecone.errors.exceptions import ApiError, NotFoundError, PayloadTooLargeE
 
 from sagerag.local._server import free_port
 from sagerag.local.pinecone import DEFAULT_API_KEY, LocalPinecone
-from tests.pinecone_fixtures import API_KEY, local_pinecone, make_index, pc  # noqa: F401
+from tests.support import API_KEY, make_index
 
 HEADERS = {"Api-Key": API_KEY, "X-Pinecone-Api-Version": "2026-07"}
 
@@ -25,11 +25,11 @@ def _post(host: str, path: str, body: Any, headers: dict[str, str] | None = None
     return httpx.post(f"{host}{path}", json=body, headers=HEADERS if headers is None else headers)
 
 
-def test_health_needs_no_key(local_pinecone: LocalPinecone) -> None:  # noqa: F811
+def test_health_needs_no_key(local_pinecone: LocalPinecone) -> None:
     assert httpx.get(f"{local_pinecone.host}/health").json() == {"status": "ok"}
 
 
-def test_missing_or_wrong_key_is_401_with_pinecone_body(local_pinecone: LocalPinecone) -> None:  # noqa: F811
+def test_missing_or_wrong_key_is_401_with_pinecone_body(local_pinecone: LocalPinecone) -> None:
     for headers in ({}, {"Api-Key": "wrong"}):
         response = httpx.get(f"{local_pinecone.host}/indexes", headers=headers)
         assert response.status_code == 401
@@ -46,7 +46,7 @@ def test_default_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert LocalPinecone(tmp_path).api_key == "from-env"
 
 
-def test_control_plane(pc: Any) -> None:  # noqa: F811
+def test_control_plane(pc: Any) -> None:
     index = make_index(pc, dimension=4, metric="dotproduct", prefix="control")
     name = index.host.rsplit("/", 1)[-1]
     description = pc.indexes.describe(name)
@@ -66,7 +66,7 @@ def test_control_plane(pc: Any) -> None:  # noqa: F811
         index.describe_index_stats()
 
 
-def test_upsert_fetch_stats_namespaces_update(pc: Any) -> None:  # noqa: F811
+def test_upsert_fetch_stats_namespaces_update(pc: Any) -> None:
     index = make_index(pc, dimension=3, prefix="crud")
     index.upsert(vectors=[("a", [1.0, 0.0, 0.0], {"k": "x"}), ("b", [0.0, 1.0, 0.0])])
     index.upsert(vectors=[("a", [0.0, 0.0, 1.0])], namespace="other")
@@ -85,7 +85,7 @@ def test_upsert_fetch_stats_namespaces_update(pc: Any) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dotproduct", "euclidean"])
-def test_scores_follow_pinecone_semantics(pc: Any, metric: str) -> None:  # noqa: F811
+def test_scores_follow_pinecone_semantics(pc: Any, metric: str) -> None:
     index = make_index(pc, dimension=2, metric=metric, prefix=metric[:3])
     vectors = {"near": [1.0, 0.1], "mid": [1.0, 1.0], "far": [-1.0, 0.2], "long": [3.0, 0.0]}
     index.upsert(vectors=list(vectors.items()))
@@ -104,7 +104,7 @@ def test_scores_follow_pinecone_semantics(pc: Any, metric: str) -> None:  # noqa
     assert scores == sorted(scores, reverse=metric != "euclidean")
 
 
-def test_query_filter_values_and_by_id(pc: Any) -> None:  # noqa: F811
+def test_query_filter_values_and_by_id(pc: Any) -> None:
     index = make_index(pc, dimension=2, prefix="query")
     index.upsert(
         vectors=[
@@ -122,7 +122,7 @@ def test_query_filter_values_and_by_id(pc: Any) -> None:  # noqa: F811
     assert index.query(id="v9", top_k=1).matches[0].id == "v9"
 
 
-def test_list_pagination_with_prefix(pc: Any) -> None:  # noqa: F811
+def test_list_pagination_with_prefix(pc: Any) -> None:
     index = make_index(pc, dimension=2, prefix="list")
     index.upsert(vectors=[(f"doc#{i:03d}", [1.0, float(i)]) for i in range(25)] + [("other", [1.0, 0.0])])
     page = index.list_paginated(prefix="doc#", limit=10)
@@ -139,7 +139,7 @@ def test_list_pagination_with_prefix(pc: Any) -> None:  # noqa: F811
     assert sum(len(ids) for ids in index.list(prefix="doc#")) == 25
 
 
-def test_limits_are_enforced_like_pinecone(pc: Any) -> None:  # noqa: F811
+def test_limits_are_enforced_like_pinecone(pc: Any) -> None:
     index = make_index(pc, dimension=2, prefix="limits")
     with pytest.raises(ApiError) as too_many:
         index.upsert(vectors=[(f"v{i}", [1.0, 0.0]) for i in range(1001)])
@@ -178,7 +178,7 @@ def test_persistence_after_restart(tmp_path: Path) -> None:
         assert (top.id, top.metadata) == ("a", {"k": "v"})
 
 
-def test_configure_deletion_protection(pc: Any) -> None:  # noqa: F811
+def test_configure_deletion_protection(pc: Any) -> None:
     index = make_index(pc, dimension=2, prefix="protect")
     name = index.host.rsplit("/", 1)[-1]
     pc.indexes.configure(name, deletion_protection="enabled", tags={"team": "rag"})
@@ -191,7 +191,7 @@ def test_configure_deletion_protection(pc: Any) -> None:  # noqa: F811
     assert not pc.indexes.exists(name)
 
 
-def test_concurrent_writers_and_readers(pc: Any) -> None:  # noqa: F811
+def test_concurrent_writers_and_readers(pc: Any) -> None:
     index = make_index(pc, dimension=4, prefix="threads")
 
     def work(worker: int) -> int:
@@ -207,7 +207,7 @@ def test_concurrent_writers_and_readers(pc: Any) -> None:  # noqa: F811
 
 _CRASHY_SERVER = """
 import sys, time
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone
 server = LocalPinecone(sys.argv[1], port=int(sys.argv[2]), api_key=sys.argv[3]).start()
 print("ready", flush=True)
 time.sleep(600)

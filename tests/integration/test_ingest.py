@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,25 +12,27 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from sagerag.errors import InputError
 from sagerag.ingest import LoadReport, ingest_documents, load_csv, load_path, load_text_folder
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone
 from sagerag.stores import PineconeStore, ensure_index
+from tests.support import FAQ_CSV, faq_rows
 
 
-def test_seed_faq_csv_headerless_bom_crlf(shared_data: Path) -> None:
-    docs = load_csv(shared_data / "Amazon_SageMaker_FAQs.csv")
+def test_faq_csv_headerless_bom_crlf() -> None:
+    docs = load_csv(FAQ_CSV)
     assert len(docs) == 154
     assert docs[0].metadata["row"] == 0 and docs[0].metadata["question"] == "What is Amazon SageMaker?"
     assert not docs[0].page_content.startswith("\ufeff") and "\r" not in docs[0].metadata["question"]
     assert docs[0].page_content.startswith("Amazon SageMaker is a fully managed service")
 
 
-def test_header_csv_and_question_answer_mode(shared_data: Path) -> None:
-    answers = load_csv(shared_data / "sagemaker_faq.csv")
-    both = load_csv(shared_data / "sagemaker_faq.csv", mode="question+answer")
-    assert len(answers) == len(both) == 154
+def test_header_csv_and_question_answer_mode(tmp_path: Path) -> None:
+    with_header = tmp_path / "faq.csv"
+    with with_header.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("Question", "Answer"), *faq_rows()])
+    answers = load_csv(with_header)
+    both = load_csv(with_header, mode="question+answer")
+    assert len(answers) == len(both) == 154 and answers[0].metadata["row"] == 0
     assert both[5].page_content == f"Q: {both[5].metadata['question']}\nA: {answers[5].page_content}"
-    page = load_csv(shared_data / "sagemaker_faq_page.csv")
-    assert len(page) == 168 and page[0].metadata["row"] == 0
 
 
 def test_text_folder_is_split_with_sources(tmp_path: Path) -> None:
@@ -91,11 +94,9 @@ def _count(store: PineconeStore) -> int:
     return int(stats.total_vector_count)
 
 
-def test_ingest_is_idempotent_replaces_changed_and_prunes(
-    store: PineconeStore, tmp_path: Path, shared_data: Path
-) -> None:
+def test_ingest_is_idempotent_replaces_changed_and_prunes(store: PineconeStore, tmp_path: Path) -> None:
     records = tmp_path / "records.sqlite3"
-    docs = load_csv(shared_data / "sagemaker_faq.csv")
+    docs = load_csv(FAQ_CSV)
     first = ingest_documents(docs, store, records, "test")
     assert (first.added, _count(store)) == (154, 154)
     again = ingest_documents(docs, store, records, "test")

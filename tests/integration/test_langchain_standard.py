@@ -13,7 +13,7 @@ from sagerag.adapters import (
     SagemakerChatModel,
     SagemakerEmbeddings,
 )
-from tests.conftest import shared_runtime
+from tests.support import shared_runtime
 
 
 class TestSagemakerEmbeddingsStandard(EmbeddingsIntegrationTests):

@@ -16,38 +16,19 @@ import pytest
 
 from sagerag.cli import main
 from sagerag.config import load_settings
-from sagerag.local import LocalRuntime
-from sagerag.local.pinecone import LocalPinecone
+from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.pipeline import from_settings
-
-SEED_QUESTION = "Which instances can I use with Managed Spot Training in SageMaker?"
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `sagerag ARGV` in-process (models stay loaded); returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
+from tests.support import FAQ_CSV, FAQ_QUESTIONS, SEED_QUESTION, run_cli
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in (
-        "SAGERAG_REMOTE",
-        "SAGERAG_ENDPOINT_URL",
-        "SAGERAG_PINECONE_HOST",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
+def data_dir(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SAGERAG_MAX_NEW_TOKENS", "48")
-    return tmp_path / "data"
+    return cli_env
 
 
 @pytest.fixture(scope="module")
-def seed_faq_store(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[dict[str, str]]:
+def seed_faq_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One local store with the seed FAQ ingested through the CLI, shared by the ask tests."""
     root = tmp_path_factory.mktemp("seed")
     env = {"SAGERAG_DATA_DIR": str(root / "data"), "SAGERAG_CONFIG": str(root / "sagerag.toml")}
@@ -55,7 +36,7 @@ def seed_faq_store(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
     os.environ.update(env)
     try:
         with pytest.raises(SystemExit) as exited:
-            main(["ingest", str(shared_data / "Amazon_SageMaker_FAQs.csv"), "--json"])
+            main(["ingest", str(FAQ_CSV), "--json"])
         assert exited.value.code == 0
         yield env
     finally:
@@ -68,13 +49,12 @@ def seed_faq_store(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) 
 
 def test_reingest_adds_nothing_and_keeps_154_vectors(
     seed_faq_store: dict[str, str],
-    shared_data: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for key, value in seed_faq_store.items():
         monkeypatch.setenv(key, value)
-    code, out, _ = run_cli(capsys, "ingest", str(shared_data / "Amazon_SageMaker_FAQs.csv"), "--json")
+    code, out, _ = run_cli(capsys, "ingest", str(FAQ_CSV), "--json")
     report = json.loads(out)
     assert code == 0
     assert report["added"] == 0 and report["skipped"] == 154
@@ -133,11 +113,9 @@ def _count_lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_batch_is_resumable_after_sigkill(
-    seed_faq_store: dict[str, str], shared_data: Path, tmp_path: Path
-) -> None:
+def test_batch_is_resumable_after_sigkill(seed_faq_store: dict[str, str], tmp_path: Path) -> None:
     """batch over the 154 FAQ questions, killed half-way and re-run: 154 answers, none repeated."""
-    questions = shared_data / "sagemaker_faq_questions.jsonl"
+    questions = FAQ_QUESTIONS
     out = tmp_path / "answers.jsonl"
     env = {**os.environ, **seed_faq_store, "SAGERAG_MAX_NEW_TOKENS": "4"}
     command = [sys.executable, "-m", "sagerag", "batch", str(questions), "-o", str(out), "--concurrency", "2"]
