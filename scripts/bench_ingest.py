@@ -1,11 +1,11 @@
-"""Ingestion throughput: the seed tutorial's loop vs the stock LangChain integration vs sagerag, and the
+"""Ingestion throughput: the Pinecone RAG-on-SageMaker tutorial's loop vs the stock LangChain integration vs sagerag, and the
 in-process limit, through the local SageMaker Runtime and local Pinecone.
 
 Corpus: the 154 FAQ answers repeated to `--texts` distinct texts (" (copy N)" suffixes). Each way embeds and
 upserts all of them; run once with no added latency and once with 30 ms per SageMaker request (a stand-in
 for the network round trip to a real endpoint).
 
-1. seed loop: batches of 2, one request at a time, naive pooling of the padded output, one upsert per batch
+1. tutorial loop: batches of 2, one request at a time, naive pooling of the padded output, one upsert per batch
 2. stock: langchain-community `SagemakerEndpointEmbeddings` (chunk 64, sequential) + sequential upserts of 100
 3. sagerag: `PineconeStore.add_texts` over `SagemakerEmbeddings` (batching, concurrency, parallel upserts)
 4. in-process limit: sentence-transformers `encode` on the same texts (no HTTP, no upsert)
@@ -38,7 +38,7 @@ def corpus(n: int) -> list[str]:
     ]
 
 
-def seed_loop(client: Any, index: Any, texts: list[str], namespace: str) -> None:
+def tutorial_loop(client: Any, index: Any, texts: list[str], namespace: str) -> None:
     for start in range(0, len(texts), 2):
         batch = texts[start : start + 2]
         response = client.invoke_endpoint(
@@ -47,7 +47,7 @@ def seed_loop(client: Any, index: Any, texts: list[str], namespace: str) -> None
         vectors = np.asarray(json.loads(response["Body"].read())).mean(axis=1)
         index.upsert(
             vectors=[
-                {"id": f"seed-{start + i}", "values": [float(x) for x in v], "metadata": {"text": t}}
+                {"id": f"tutorial-{start + i}", "values": [float(x) for x in v], "metadata": {"text": t}}
                 for i, (v, t) in enumerate(zip(vectors, batch, strict=True))
             ],
             namespace=namespace,
@@ -115,7 +115,7 @@ def main() -> None:
     limit_rate = len(texts) / (time.perf_counter() - started)
 
     results: dict[tuple[str, float], float] = {}
-    ways = [("seed loop", seed_loop), ("stock integration", stock), ("sagerag", sagerag_way)]
+    ways = [("tutorial loop", tutorial_loop), ("stock integration", stock), ("sagerag", sagerag_way)]
     with tempfile.TemporaryDirectory() as tmp, LocalRuntime() as runtime, LocalPinecone(tmp) as pinecone:
         client = runtime.client()
         pc = pinecone.client()
@@ -149,10 +149,10 @@ def main() -> None:
     print_table(
         ["comparison", "ratio", "target"],
         [
-            ["sagerag / seed loop, 30 ms", f"{sg30 / results[('seed loop', 0.03)]:.2f}x", ">= 5x"],
+            ["sagerag / tutorial loop, 30 ms", f"{sg30 / results[('tutorial loop', 0.03)]:.2f}x", ">= 5x"],
             ["sagerag / stock integration, 30 ms", f"{sg30 / results[('stock integration', 0.03)]:.2f}x", ">= 2x"],
             ["sagerag / in-process limit, no latency", f"{sg0 / limit_rate:.2f}x", ">= 0.7x"],
-            ["sagerag / seed loop, no latency", f"{sg0 / results[('seed loop', 0.0)]:.2f}x", "-"],
+            ["sagerag / tutorial loop, no latency", f"{sg0 / results[('tutorial loop', 0.0)]:.2f}x", "-"],
             ["sagerag / stock integration, no latency", f"{sg0 / results[('stock integration', 0.0)]:.2f}x", "-"],
         ],
     )  # fmt: skip

@@ -1,9 +1,9 @@
-"""Pooling fidelity (issue 2, acceptance 1): sagerag's MiniLM pooling vs the seed tutorial's naive pooling.
+"""Pooling fidelity: sagerag's MiniLM pooling vs the naive pooling of the Pinecone RAG-on-SageMaker tutorial.
 
 Embeds the 154 FAQ answers through `SagemakerEmbeddings` + `MiniLMContentHandler` against the local
 runtime's `minilm` (ragged output) and `minilm-padded` (older padded output) endpoints at batch sizes 2 and
 32, and compares each vector with the sentence-transformers reference (cosine). The naive rows average
-every position of the padded output, padding included, as the seed tutorial does. Retrieval recall@1 of
+every position of the padded output, padding included, as that tutorial does. Retrieval recall@1 of
 the FAQ questions (exact nearest answer by cosine) shows what the difference costs.
 
 Run: python scripts/bench_pooling.py   (prints a table; measures, asserts nothing)
@@ -26,7 +26,7 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
 
 
 def naive_embed(client: object, texts: list[str], batch_size: int) -> np.ndarray:
-    """The seed tutorial: padded token vectors averaged over every position, padding included."""
+    """The tutorial's way: padded token vectors averaged over every position, padding included."""
     out = []
     for start in range(0, len(texts), batch_size):
         response = client.invoke_endpoint(  # type: ignore[attr-defined]
@@ -74,11 +74,11 @@ def main() -> None:
         for batch in (2, 32):
             started = time.perf_counter()
             vectors[f"naive/{batch}"] = naive_embed(client, answers, batch)
-            rows.append(("seed naive pooling, minilm-padded", batch, time.perf_counter() - started))
+            rows.append(("tutorial naive pooling, minilm-padded", batch, time.perf_counter() - started))
         sagerag_queries = np.asarray(
             SagemakerEmbeddings(endpoint_name="minilm", client=client).embed_documents(questions)
         )
-        naive_queries = naive_embed(client, questions, 1)  # the seed embeds each query alone: no padding
+        naive_queries = naive_embed(client, questions, 1)  # the tutorial embeds each query alone: no padding
     table = []
     for (label, batch, seconds), vec in zip(rows, vectors.values(), strict=True):
         cosine = np.sum(normalize(vec) * reference, axis=1)
@@ -86,8 +86,8 @@ def main() -> None:
     recall_rows = [
         ["sagerag pooling (minilm, batch 32)", f"{recall_at_1(vectors['minilm/32'], sagerag_queries, gold):.3f}"],
         ["sagerag pooling (minilm-padded, batch 2)", f"{recall_at_1(vectors['minilm-padded/2'], sagerag_queries, gold):.3f}"],
-        ["seed naive pooling (docs batch 2, queries alone)", f"{recall_at_1(vectors['naive/2'], naive_queries, gold):.3f}"],
-        ["seed naive pooling (docs batch 32, queries alone)", f"{recall_at_1(vectors['naive/32'], naive_queries, gold):.3f}"],
+        ["tutorial naive pooling (docs batch 2, queries alone)", f"{recall_at_1(vectors['naive/2'], naive_queries, gold):.3f}"],
+        ["tutorial naive pooling (docs batch 32, queries alone)", f"{recall_at_1(vectors['naive/32'], naive_queries, gold):.3f}"],
         ["sentence-transformers reference", f"{recall_at_1(reference, reference_model.encode(questions), gold):.3f}"],
     ]  # fmt: skip
     for line in machine_lines():

@@ -1,8 +1,8 @@
 """Query latency of LocalPinecone (through the pinecone SDK, HTTP included) vs plain numpy search.
 
 Both sides search the same random 384-dim float32 vectors for the same queries (cosine, top_k=10). The
-numpy baseline is the floor: a pre-normalised matrix, `M @ q` and argpartition. Acceptance target: the
-local server's p50 within 2x of the baseline's at 100k vectors.
+numpy baseline is the floor: a pre-normalised matrix, `M @ q` and argpartition. The goal: the local
+server's p50 within 2x of the baseline's at 100k vectors (see docs/benchmarks.md).
 
     python scripts/bench_search.py [--sizes 10000 100000] [--queries 200]
 """

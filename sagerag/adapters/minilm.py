@@ -2,8 +2,8 @@
 
 The Hugging Face inference toolkit returns one vector per token. Older containers pad the batch to its
 longest input, and the padding positions hold real model outputs, so averaging every position (as the
-seed tutorial does) drags short texts towards the padding. We average over each input's real tokens
-only, counting them with the model's own tokenizer when the output is padded.
+Pinecone RAG-on-SageMaker tutorial does) drags short texts towards the padding. We average over each
+input's real tokens only, counting them with the model's own tokenizer when the output is padded.
 """
 
 from __future__ import annotations

@@ -71,8 +71,9 @@ def build_rag_chain(
     called when nothing is retrieved or the best score is below ``min_score``. ``max_concurrency`` is
     the default for ``batch``/``abatch`` (override with ``config={"max_concurrency": n}``).
     ``max_context_tokens`` (see :func:`sagerag.prompts.token_budget`) bounds the context in tokens too.
-    Passages scoring below ``min_score`` are left out of the context. ``best_last`` (default on) lays the chosen passages out best-last, next to the question: on the seed
-    FAQ the small local model answers from the wrong Managed Spot passage when the best one comes first.
+    Passages scoring below ``min_score`` are left out of the context. ``best_last`` (default on) lays
+    the chosen passages out best-last, next to the question: on the SageMaker FAQ the small local model
+    answers from the wrong Managed Spot passage when the best one comes first.
     """
     if k < 1:
         raise ConfigurationError(f"k must be at least 1, got {k}")

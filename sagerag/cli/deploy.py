@@ -1,6 +1,6 @@
 """`sagerag deploy | teardown | status`: the SageMaker endpoints in one command each way.
 
-The seed tutorial created GPU endpoints by hand and never deleted them. `deploy` creates both endpoints
+The Pinecone RAG-on-SageMaker tutorial created GPU endpoints by hand and never deleted them. `deploy` creates both endpoints
 with sagerag's tags and records their names in the config file; `teardown` deletes exactly what carries
 those tags; `status` shows it. The deploy library (and with it the SageMaker SDK) is imported inside the
 commands, so the CLI loads without the `deploy` extra.

@@ -1,6 +1,6 @@
 """Create and remove the two SageMaker endpoints sagerag needs (an LLM and MiniLM).
 
-The seed tutorial deployed them by hand and never deleted them, so GPU endpoints kept billing. Here
+The Pinecone RAG-on-SageMaker tutorial deployed them by hand and never deleted them, so GPU endpoints kept billing. Here
 `plan.build_plan` turns options into a `DeployPlan` (no AWS calls, no credentials), `images` resolves the
 container images with the SageMaker SDK, and `aws` applies a plan, tags everything it creates, rolls back
 on failure and tears down by tag.

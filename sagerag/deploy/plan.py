@@ -52,7 +52,7 @@ def token_from_env() -> SecretStr | None:
 
 @dataclass(frozen=True)
 class DeployOptions:
-    """Everything `sagerag deploy` can be told; the defaults are the seed tutorial's choices."""
+    """Everything `sagerag deploy` can be told; the defaults follow the Pinecone RAG-on-SageMaker tutorial."""
 
     region: str = DEFAULT_REGION
     role_arn: str | None = None

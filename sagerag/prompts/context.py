@@ -26,7 +26,7 @@ from sagerag.errors import ConfigurationError, InputError
 from sagerag.prompts.sanitize import CONTEXT_CLOSE, CONTEXT_OPEN, neutralize, neutralize_attribute
 
 DEFAULT_MAX_CHARS = 1000
-"""The seed tutorial's context budget, in characters."""
+"""The context budget of the Pinecone RAG-on-SageMaker tutorial, in characters."""
 
 DEFAULT_SEPARATOR = "\n\n"
 

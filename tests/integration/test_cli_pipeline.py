@@ -1,4 +1,4 @@
-"""The pipeline end to end through the CLI, offline: ingest the seed FAQ, ask, abstain, batch and resume."""
+"""The pipeline end to end through the CLI, offline: ingest the SageMaker FAQ, ask, abstain, batch and resume."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def data_dir(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def seed_faq_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One local store with the seed FAQ ingested through the CLI, shared by the ask tests."""
-    root = tmp_path_factory.mktemp("seed")
+def faq_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One local store with the SageMaker FAQ ingested through the CLI, shared by the ask tests."""
+    root = tmp_path_factory.mktemp("faq")
     env = {"SAGERAG_DATA_DIR": str(root / "data"), "SAGERAG_CONFIG": str(root / "sagerag.toml")}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -48,11 +48,11 @@ def seed_faq_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 
 def test_reingest_adds_nothing_and_keeps_154_vectors(
-    seed_faq_store: dict[str, str],
+    faq_store: dict[str, str],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for key, value in seed_faq_store.items():
+    for key, value in faq_store.items():
         monkeypatch.setenv(key, value)
     code, out, _ = run_cli(capsys, "ingest", str(FAQ_CSV), "--json")
     report = json.loads(out)
@@ -61,10 +61,10 @@ def test_reingest_adds_nothing_and_keeps_154_vectors(
     assert report["vectors_in_namespace"] == 154
 
 
-def test_ask_seed_question_answers_from_managed_spot_rows(
-    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_ask_spot_question_answers_from_managed_spot_rows(
+    faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in seed_faq_store.items():
+    for key, value in faq_store.items():
         monkeypatch.setenv(key, value)
     code, out, _ = run_cli(capsys, "ask", SEED_QUESTION, "--json")
     result = json.loads(out)
@@ -75,9 +75,9 @@ def test_ask_seed_question_answers_from_managed_spot_rows(
 
 
 def test_ask_out_of_scope_abstains_exactly(
-    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in seed_faq_store.items():
+    for key, value in faq_store.items():
         monkeypatch.setenv(key, value)
     code, out, _err = run_cli(capsys, "ask", "What is the capital of France?", "--json")
     result = json.loads(out)
@@ -89,9 +89,9 @@ def test_ask_out_of_scope_abstains_exactly(
 
 
 def test_ask_streams_tokens(
-    seed_faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    faq_store: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in seed_faq_store.items():
+    for key, value in faq_store.items():
         monkeypatch.setenv(key, value)
     code, out, _ = run_cli(capsys, "ask", SEED_QUESTION, "--stream")
     assert code == 0 and "all instances" in out
@@ -113,11 +113,11 @@ def _count_lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_batch_is_resumable_after_sigkill(seed_faq_store: dict[str, str], tmp_path: Path) -> None:
+def test_batch_is_resumable_after_sigkill(faq_store: dict[str, str], tmp_path: Path) -> None:
     """batch over the 154 FAQ questions, killed half-way and re-run: 154 answers, none repeated."""
     questions = FAQ_QUESTIONS
     out = tmp_path / "answers.jsonl"
-    env = {**os.environ, **seed_faq_store, "SAGERAG_MAX_NEW_TOKENS": "4"}
+    env = {**os.environ, **faq_store, "SAGERAG_MAX_NEW_TOKENS": "4"}
     command = [sys.executable, "-m", "sagerag", "batch", str(questions), "-o", str(out), "--concurrency", "2"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300

@@ -1,4 +1,4 @@
-"""`sagerag demo` (README command 1): offline, answers with sources, abstains on the off-topic question."""
+"""`sagerag demo` (the README's first set-up command): offline, answers with sources, abstains on the off-topic question."""
 
 from __future__ import annotations
 
