@@ -27,6 +27,8 @@ DEFAULT_PAGE = 100
 MAX_NAMESPACE_BYTES = 512
 MAX_DIMENSION = 20_000
 METRICS = ("cosine", "dotproduct", "euclidean")
+SCHEMA_FIELD_TYPES = ("dense_vector", "sparse_vector")
+"""Index schema fields the local Pinecone knows; document-index fields (text, filterable) it refuses."""
 DEFAULT_NAMESPACE_LABEL = "__default__"
 INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 
@@ -197,6 +199,10 @@ def dense_field(body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     if isinstance(schema, dict):
         fields = schema.get("fields")
         fields = fields if isinstance(fields, dict) else {}
+        for name, field in fields.items():
+            kind = field.get("type") if isinstance(field, dict) else None
+            if kind not in SCHEMA_FIELD_TYPES:
+                raise not_supported(f"index schema field {name!r} of type {kind!r} (document indexes)")
         dense = [f for f in fields.values() if isinstance(f, dict) and f.get("type") == "dense_vector"]
         if len(dense) != 1:
             raise bad_request("the local Pinecone supports exactly one dense_vector field per index")
