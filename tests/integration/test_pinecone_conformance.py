@@ -224,10 +224,13 @@ def test_control_plane_calls_not_supported(sdk: Sdk) -> None:
         lambda: sdk.call(pc, "inference.rerank", model="bge-reranker-v2-m3", query="q", documents=["d"]),
         lambda: sdk.call(pc, "inference.list_models"),
         lambda: sdk.call(pc, "inference.get_model", model="multilingual-e5-large"),
+        lambda: sdk.call(pc, "backup_schedules.list", index_name=name),
+        lambda: sdk.items(pc, "assistants.list"),
     ]
     messages = [str(refused_as_unsupported(call)) for call in unsupported]
     assert "create_index_for_model" in messages[0] and "collections" in messages[1]
     assert "backups" in messages[5] and "inference.embed" in messages[12]
+    assert "backup schedules" in messages[16] and "Pinecone Assistant" in messages[17]
 
 
 # -- data plane: vectors -----------------------------------------------------------------------------------
@@ -545,8 +548,8 @@ SDK_SURFACE: dict[str, set[str]] = {
     },
 }
 """Every public call of pinecone 10.x a serverless user reaches. Served ones are tested above; the rest
-answer 501 (`upsert_from_dataframe` is `upsert` in batches; `assistants`/`assistant` and
-`backup_schedules` live on other Pinecone hosts or need a backup first, and the README lists them)."""
+answer 501 (`upsert_from_dataframe` is `upsert` in batches, and needs pandas; `assistant` is
+`assistants` by another name)."""
 
 
 def _public(cls: type) -> set[str]:

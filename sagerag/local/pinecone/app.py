@@ -39,6 +39,7 @@ _UNSUPPORTED: list[tuple[re.Pattern[str], str]] = [
     for pattern, name in (
         (r"/indexes/create-for-model", "create_index_for_model (indexes with integrated embedding)"),
         (r"/indexes/[^/]+/backups", "backups"),
+        (r"/indexes/[^/]+/backup-schedules(/.*)?", "backup schedules"),
         (r"/collections(/.*)?", "collections"),
         (r"/backups(/.*)?", "backups"),
         (r"/restore-jobs(/.*)?", "restore jobs"),
@@ -47,6 +48,7 @@ _UNSUPPORTED: list[tuple[re.Pattern[str], str]] = [
         (r"/rerank", "inference.rerank (hosted reranking models)"),
         (r"/models(/.*)?", "inference models"),
         (r"/admin/.*", "the Admin API"),
+        (r"/assistant/.*", "Pinecone Assistant"),
         (rf"{DATA_PREFIX}/[^/]+/records/namespaces/.+/upsert", "upsert_records (integrated embedding)"),
         (
             rf"{DATA_PREFIX}/[^/]+/records/namespaces/.+/search",
