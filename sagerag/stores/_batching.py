@@ -16,8 +16,9 @@ import orjson
 from sagerag.errors import DocumentTooLargeError, InputError
 
 MAX_VECTORS_PER_REQUEST = 1000
-# Pinecone's limit is 2 MB per request; keep headroom for the envelope and encoder differences.
-MAX_REQUEST_BYTES = 2 * 1024 * 1024 - 64 * 1024
+UPSERT_BYTE_BUDGET = 2 * 1024 * 1024 - 64 * 1024
+"""Most bytes this client packs into one upsert: Pinecone's 2 MB request limit less headroom for the
+envelope and encoder differences."""
 MAX_METADATA_BYTES = 40 * 1024
 MAX_ID_BYTES = 512
 _ENVELOPE_BYTES = 1024  # {"vectors": [...], "namespace": "..."}
@@ -45,10 +46,10 @@ def check_record(record: Mapping[str, Any], source: str | None = None) -> int:
                 f"{MAX_METADATA_BYTES} bytes per vector; split the document into smaller chunks"
             )
     size = record_size(record)
-    if size + _ENVELOPE_BYTES > MAX_REQUEST_BYTES:
+    if size + _ENVELOPE_BYTES > UPSERT_BYTE_BUDGET:
         raise DocumentTooLargeError(
             f"{where}: it serialises to {size} bytes, more than one upsert request may carry "
-            f"({MAX_REQUEST_BYTES} bytes)"
+            f"({UPSERT_BYTE_BUDGET} bytes)"
         )
     return size
 
@@ -57,7 +58,7 @@ def split_batches(
     records: Sequence[Mapping[str, Any]],
     sizes: Sequence[int],
     max_count: int = MAX_VECTORS_PER_REQUEST,
-    max_bytes: int = MAX_REQUEST_BYTES,
+    max_bytes: int = UPSERT_BYTE_BUDGET,
 ) -> Iterator[list[Mapping[str, Any]]]:
     """Greedy, order-preserving packing of `records` (with precomputed `sizes`) into requests."""
     batch: list[Mapping[str, Any]] = []

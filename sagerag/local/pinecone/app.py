@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sagerag.local.pinecone.service import MAX_REQUEST_BYTES, ApiProblem, PineconeService
+from sagerag.local.pinecone.service import PineconeService
 from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.validation import PINECONE_MAX_REQUEST_BYTES, ApiProblem, bad_request
 
 Handler = Callable[[Request], Awaitable[Response]]
 DATA_PREFIX = "/data"
@@ -62,12 +63,12 @@ class PineconeApp:
             if not self._authorised(request):
                 return _error(401, "UNAUTHENTICATED", "Invalid API Key")
             raw = await request.body()
-            if len(raw) > MAX_REQUEST_BYTES:
+            if len(raw) > PINECONE_MAX_REQUEST_BYTES:
                 return _error(
                     413,
                     "OUT_OF_RANGE",
                     f"Request size {len(raw)} bytes exceeds the maximum supported size of "
-                    f"{MAX_REQUEST_BYTES} bytes (2 MB)",
+                    f"{PINECONE_MAX_REQUEST_BYTES} bytes (2 MB)",
                 )
             try:
                 body = orjson.loads(raw) if raw else None
@@ -88,7 +89,7 @@ class PineconeApp:
         return _description(request, self.service.create_index(body))
 
     def list_indexes(self, request: Request, body: Any) -> dict[str, Any]:
-        return {"indexes": [_description(request, r) for r in self.service.storage.list_indexes()]}
+        return {"indexes": [_description(request, r) for r in self.service.list_indexes()]}
 
     def describe_index(self, request: Request, body: Any) -> dict[str, Any]:
         return _description(request, self.service.describe_index(request.path_params["name"]))
@@ -123,7 +124,7 @@ class PineconeApp:
         params = request.query_params
         limit = params.get("limit")
         if limit is not None and not limit.isdigit():
-            raise ApiProblem(400, "INVALID_ARGUMENT", "limit must be an integer")
+            raise bad_request("limit must be an integer")
         return self.service.list_ids(
             request.path_params["index"],
             params.get("namespace"),

@@ -75,7 +75,7 @@ class LocalPinecone:
 
     def _close_storage(self) -> None:
         if self._app is not None:
-            self._app.state.pinecone_service.storage.close()
+            self._app.state.pinecone_service.close()
             self._app = None
 
     def client(self, **kwargs: Any) -> Any:

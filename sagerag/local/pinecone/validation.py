@@ -1,0 +1,161 @@
+"""Pinecone's request rules for the local Pinecone: limits, ids, vectors, metadata, filters, namespaces.
+
+Limits are Pinecone's own (1000 vectors and 2 MB per upsert, 40 KB metadata per vector, 512-byte ids,
+topK <= 10000), enforced with Pinecone-shaped errors so code that passes locally does not fail in the
+cloud. Everything here is pure: it checks and normalises request parts, and touches no state.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from sagerag.local.pinecone.filter import FilterError, validate_filter
+
+MAX_UPSERT_VECTORS = 1000
+PINECONE_MAX_REQUEST_BYTES = 2 * 1024 * 1024
+"""Pinecone refuses request bodies over 2 MB (the local server applies it to every route)."""
+MAX_METADATA_BYTES = 40 * 1024
+MAX_ID_BYTES = 512
+MAX_TOP_K = 10_000
+MAX_DIMENSION = 20_000
+METRICS = ("cosine", "dotproduct", "euclidean")
+DEFAULT_NAMESPACE_LABEL = "__default__"
+INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
+
+
+class ApiProblem(Exception):
+    """An error answered as Pinecone answers it: HTTP status, gRPC-style code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def bad_request(message: str) -> ApiProblem:
+    """Pinecone's answer to a malformed request: 400 INVALID_ARGUMENT."""
+    return ApiProblem(400, "INVALID_ARGUMENT", message)
+
+
+def not_found(name: str) -> ApiProblem:
+    return ApiProblem(404, "NOT_FOUND", f"Resource {name} not found")
+
+
+def parse_namespace(value: Any) -> str:
+    """Pinecone names the default namespace both "" and "__default__"; store it as ""."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise bad_request("namespace must be a string")
+    return "" if value == DEFAULT_NAMESPACE_LABEL else value
+
+
+def check_id(vector_id: Any) -> str:
+    if not isinstance(vector_id, str) or not vector_id:
+        raise bad_request("Vector ID must be a non-empty string")
+    if len(vector_id.encode()) > MAX_ID_BYTES:
+        raise bad_request(
+            f"Vector ID exceeds the maximum length of {MAX_ID_BYTES} bytes: {vector_id[:40]!r}..."
+        )
+    return vector_id
+
+
+def check_metadata(vector_id: str, metadata: Any) -> str | None:
+    """The metadata as stored JSON text (None when empty), or a 400 naming the offending key."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise bad_request(f"Metadata of vector {vector_id!r} must be an object")
+    clean: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise bad_request(
+                    f"Metadata value for key {key!r} of vector {vector_id!r} must be a list of strings"
+                )
+        elif not isinstance(value, str | int | float | bool):
+            raise bad_request(
+                f"Metadata value for key {key!r} of vector {vector_id!r} must be a string, number, "
+                "boolean or list of strings"
+            )
+        clean[key] = value
+    if not clean:
+        return None
+    text = orjson.dumps(clean)
+    if len(text) > MAX_METADATA_BYTES:
+        raise bad_request(
+            f"Metadata size is {len(text)} bytes, which exceeds the limit of {MAX_METADATA_BYTES} bytes "
+            f"per vector (vector {vector_id!r})"
+        )
+    return text.decode()
+
+
+def check_vector(values: Any, dimension: int, metric: str, what: str) -> npt.NDArray[np.float32]:
+    """Dense values as float32, refused as Pinecone refuses them (shape, finiteness, zero for cosine)."""
+    if not isinstance(values, list) or not values:
+        raise bad_request(f"{what} must have dense 'values'")
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise bad_request(f"{what} values must be numbers") from None
+    if array.ndim != 1 or array.shape[0] != dimension:
+        raise bad_request(
+            f"{what} dimension {array.shape[0] if array.ndim == 1 else '?'} does not match "
+            f"the dimension of the index {dimension}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise bad_request(f"{what} values must be finite numbers")
+    if metric == "cosine" and not np.any(array):
+        raise bad_request(f"{what}: dense vectors must contain at least one non-zero value for cosine")
+    return array
+
+
+def check_filter(filter_: Any) -> None:
+    try:
+        validate_filter(filter_)
+    except FilterError as exc:
+        raise bad_request(f"Invalid filter: {exc}") from None
+
+
+def check_top_k(top_k: Any) -> int:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K:
+        raise bad_request(f"topK must be an integer between 1 and {MAX_TOP_K}, got {top_k!r}")
+    return top_k
+
+
+def dense_field(body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+    """(dimension, metric, schema) from a 10.x `schema` body or an older `dimension`/`metric` one."""
+    schema = body.get("schema")
+    if isinstance(schema, dict):
+        fields = schema.get("fields")
+        fields = fields if isinstance(fields, dict) else {}
+        dense = [f for f in fields.values() if isinstance(f, dict) and f.get("type") == "dense_vector"]
+        if len(dense) != 1:
+            raise bad_request("the local Pinecone supports exactly one dense_vector field per index")
+        dimension, metric = dense[0].get("dimension"), dense[0].get("metric") or "cosine"
+    else:
+        dimension, metric = body.get("dimension"), body.get("metric") or "cosine"
+        schema = {"fields": {"_values": {"type": "dense_vector", "dimension": dimension, "metric": metric}}}
+    if not isinstance(dimension, int) or isinstance(dimension, bool) or not 1 <= dimension <= MAX_DIMENSION:
+        raise bad_request(f"dimension must be an integer between 1 and {MAX_DIMENSION}")
+    metric = str(metric).lower()
+    if metric not in METRICS:
+        raise bad_request(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    return dimension, metric, schema
+
+
+def check_index_name(name: Any) -> str:
+    if not isinstance(name, str) or not INDEX_NAME.match(name):
+        raise bad_request(
+            "Index name must be 1-45 characters, lowercase alphanumeric or '-', "
+            "starting and ending with an alphanumeric character"
+        )
+    return name
