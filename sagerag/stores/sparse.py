@@ -42,15 +42,14 @@ MAX_SPARSE_VALUES = 1000
 
 _WORD = re.compile(r"[a-z0-9]+")
 # A small English stopword list: function words only, so that domain words ("model", "data") count.
-STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
+_STOPWORD_TEXT = """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from further had has have
     having he her here hers herself him himself his how i if in into is it its itself just me more most my
     myself no nor not now of off on once only or other our ours ourselves out over own same she should so
     some such than that the their theirs them themselves then there these they this those through to too
     under until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves s t don doesn isn aren wasn can't q also get use using used""".split()
-)
+    yourself yourselves s t don doesn isn aren wasn can't q also get use using used"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def _stem(word: str) -> str:

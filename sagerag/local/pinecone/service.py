@@ -15,7 +15,7 @@ import orjson
 
 from sagerag.local.pinecone.filter import evaluate_filter
 from sagerag.local.pinecone.search import NamespaceSnapshot
-from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage, Row, pack_sparse, unpack_sparse
 from sagerag.local.pinecone.validation import (
     DEFAULT_NAMESPACE_LABEL,
     MAX_UPSERT_VECTORS,
@@ -25,6 +25,7 @@ from sagerag.local.pinecone.validation import (
     check_id,
     check_index_name,
     check_metadata,
+    check_sparse,
     check_top_k,
     check_vector,
     dense_field,
@@ -129,15 +130,20 @@ class PineconeService:
                 f"the maximum is {MAX_UPSERT_VECTORS} per request"
             )
         namespace = parse_namespace(body.get("namespace"))
-        rows: dict[str, tuple[str, bytes, str | None]] = {}
+        rows: dict[str, Row] = {}
         for item in vectors:
             if not isinstance(item, dict):
                 raise bad_request("each vector must be an object with 'id' and 'values'")
             vector_id = check_id(item.get("id"))
-            values = check_vector(
-                item.get("values"), record.dimension, record.metric, f"Vector {vector_id!r}"
+            what = f"Vector {vector_id!r}"
+            values = check_vector(item.get("values"), record.dimension, record.metric, what)
+            sparse = check_sparse(item.get("sparseValues"), record.metric, what)
+            rows[vector_id] = (
+                vector_id,
+                values.tobytes(),
+                check_metadata(vector_id, item.get("metadata")),
+                pack_sparse(*sparse) if sparse is not None else None,
             )
-            rows[vector_id] = (vector_id, values.tobytes(), check_metadata(vector_id, item.get("metadata")))
         with self._index_lock(index):
             self._require_live(index)
             self.storage.upsert(index, namespace, rows.values())
@@ -153,6 +159,7 @@ class PineconeService:
         filter_ = body.get("filter")
         if filter_ is not None:
             check_filter(filter_)
+        sparse = check_sparse(body.get("sparseVector"), record.metric, "Query")
         snapshot = self.snapshot(record, namespace)
         if body.get("vector") is not None:
             query = check_vector(body["vector"], record.dimension, record.metric, "Query vector")
@@ -164,7 +171,7 @@ class PineconeService:
         else:
             raise bad_request("query needs 'vector' or 'id'")
         mask = evaluate_filter(filter_, snapshot.table) if filter_ else None
-        hits = snapshot.search(query, top_k, mask)
+        hits = snapshot.search(query, top_k, mask, sparse)
         include_metadata = bool(body.get("includeMetadata"))
         include_values = bool(body.get("includeValues"))
         stored = (
@@ -199,6 +206,9 @@ class PineconeService:
         vectors: dict[str, Any] = {}
         for row in self.storage.fetch(index, ns, ids):
             entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
+            sparse = unpack_sparse(row.sparse)
+            if sparse is not None:
+                entry["sparseValues"] = {"indices": sparse[0].tolist(), "values": sparse[1].tolist()}
             if row.metadata:
                 entry["metadata"] = orjson.loads(row.metadata)
             vectors[row.id] = entry
@@ -245,11 +255,15 @@ class PineconeService:
                 values = check_vector(
                     body["values"], record.dimension, record.metric, f"Vector {vector_id!r}"
                 )
+            sparse_blob = current.sparse
+            sparse = check_sparse(body.get("sparseValues"), record.metric, f"Vector {vector_id!r}")
+            if sparse is not None:
+                sparse_blob = pack_sparse(*sparse)
             metadata = orjson.loads(current.metadata) if current.metadata else {}
             if isinstance(body.get("setMetadata"), dict):
                 metadata.update(body["setMetadata"])
             meta_text = check_metadata(vector_id, metadata)
-            self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text)])
+            self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text, sparse_blob)])
             self._drop(index, namespace)
         return {"matchedRecords": 1}
 
@@ -302,8 +316,8 @@ class PineconeService:
         with self._index_lock(record.name):
             snap = self._snapshots.get(key)
             if snap is None:
-                ids, blob, metadata = self.storage.load_namespace(record.name, namespace)
-                snap = NamespaceSnapshot.build(ids, blob, metadata, record.dimension, record.metric)
+                ids, blob, metadata, sparse = self.storage.load_namespace(record.name, namespace)
+                snap = NamespaceSnapshot.build(ids, blob, metadata, record.dimension, record.metric, sparse)
                 self._snapshots[key] = snap
         return snap
 
