@@ -8,6 +8,7 @@ works unchanged (the SDK appends `/vectors/upsert`, `/query`, ... to the host).
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,42 @@ from starlette.routing import Route
 
 from sagerag.local.pinecone.service import PineconeService
 from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
-from sagerag.local.pinecone.validation import PINECONE_MAX_REQUEST_BYTES, ApiProblem, bad_request
+from sagerag.local.pinecone.validation import (
+    PINECONE_MAX_REQUEST_BYTES,
+    ApiProblem,
+    bad_request,
+    not_supported,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 DATA_PREFIX = "/data"
+
+# What the pinecone 10.x SDK calls on routes the local Pinecone does not serve, so its 501 names the
+# call; anything else unserved is named by method and path.
+_UNSUPPORTED: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"/indexes/create-for-model", "create_index_for_model (indexes with integrated embedding)"),
+        (r"/indexes/[^/]+/backups", "backups"),
+        (r"/indexes/[^/]+/backup-schedules(/.*)?", "backup schedules"),
+        (r"/collections(/.*)?", "collections"),
+        (r"/backups(/.*)?", "backups"),
+        (r"/restore-jobs(/.*)?", "restore jobs"),
+        (r"/backup-schedules(/.*)?", "backup schedules"),
+        (r"/embed", "inference.embed (hosted embedding models)"),
+        (r"/rerank", "inference.rerank (hosted reranking models)"),
+        (r"/models(/.*)?", "inference models"),
+        (r"/admin/.*", "the Admin API"),
+        (r"/assistant/.*", "Pinecone Assistant"),
+        (rf"{DATA_PREFIX}/[^/]+/records/namespaces/.+/upsert", "upsert_records (integrated embedding)"),
+        (
+            rf"{DATA_PREFIX}/[^/]+/records/namespaces/.+/search",
+            "search / search_records (integrated embedding)",
+        ),
+        (rf"{DATA_PREFIX}/[^/]+/namespaces/.+/documents/.*", "document indexes (Index.documents)"),
+        (rf"{DATA_PREFIX}/[^/]+/bulk/imports(/.*)?", "bulk imports (start_import and friends)"),
+    )
+]
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -122,22 +155,48 @@ class PineconeApp:
 
     def list_ids(self, request: Request, body: Any) -> dict[str, Any]:
         params = request.query_params
-        limit = params.get("limit")
-        if limit is not None and not limit.isdigit():
-            raise bad_request("limit must be an integer")
         return self.service.list_ids(
             request.path_params["index"],
             params.get("namespace"),
             params.get("prefix"),
-            int(limit) if limit is not None else None,
+            _int_param(params.get("limit"), "limit"),
             params.get("paginationToken"),
         )
 
     def stats(self, request: Request, body: Any) -> dict[str, Any]:
-        return self.service.stats(request.path_params["index"])
+        return self.service.stats(request.path_params["index"], body)
+
+    def fetch_by_metadata(self, request: Request, body: Any) -> dict[str, Any]:
+        return self.service.fetch_by_metadata(request.path_params["index"], body)
+
+    def list_namespaces(self, request: Request, body: Any) -> dict[str, Any]:
+        params = request.query_params
+        return self.service.list_namespaces(
+            request.path_params["index"],
+            params.get("prefix"),
+            _int_param(params.get("limit"), "limit"),
+            params.get("paginationToken"),
+        )
+
+    def describe_namespace(self, request: Request, body: Any) -> dict[str, Any]:
+        return self.service.describe_namespace(request.path_params["index"], request.path_params["namespace"])
+
+    def create_namespace(self, request: Request, body: Any) -> dict[str, Any]:
+        return self.service.create_namespace(request.path_params["index"], body)
+
+    def delete_namespace(self, request: Request, body: Any) -> None:
+        self.service.delete_namespace(request.path_params["index"], request.path_params["namespace"])
+
+    def unsupported(self, request: Request, body: Any) -> None:
+        path = request.url.path
+        for pattern, name in _UNSUPPORTED:
+            if pattern.fullmatch(path):
+                raise not_supported(name)
+        raise not_supported(f"{request.method} {path}")
 
     def routes(self) -> list[Route]:
         data = f"{DATA_PREFIX}/{{index}}"
+        unsupported = self.endpoint(self.unsupported)
         return [
             Route("/health", _health, methods=["GET"]),
             Route("/indexes", self.endpoint(self.create_index, 201), methods=["POST"]),
@@ -152,7 +211,36 @@ class PineconeApp:
             Route(f"{data}/vectors/update", self.endpoint(self.update), methods=["POST"]),
             Route(f"{data}/vectors/list", self.endpoint(self.list_ids), methods=["GET"]),
             Route(f"{data}/describe_index_stats", self.endpoint(self.stats), methods=["POST", "GET"]),
+            Route(
+                f"{data}/vectors/fetch_by_metadata", self.endpoint(self.fetch_by_metadata), methods=["POST"]
+            ),
+            Route(f"{data}/namespaces", self.endpoint(self.list_namespaces), methods=["GET"]),
+            Route(f"{data}/namespaces", self.endpoint(self.create_namespace, 201), methods=["POST"]),
+            Route(f"{data}/namespaces/{{rest:path}}/documents/{{op}}", unsupported, methods=_ALL_METHODS),
+            Route(
+                f"{data}/namespaces/{{namespace:path}}",
+                self.endpoint(self.describe_namespace),
+                methods=["GET"],
+            ),
+            Route(
+                f"{data}/namespaces/{{namespace:path}}",
+                self.endpoint(self.delete_namespace, 202),
+                methods=["DELETE"],
+            ),
+            # Last: every other route answers 501 naming what is not supported, never a bare 404/405.
+            Route("/{rest:path}", unsupported, methods=_ALL_METHODS),
         ]
+
+
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise bad_request(f"{name} must be an integer")
+    return int(value)
 
 
 async def _health(request: Request) -> Response:

@@ -21,6 +21,8 @@ import numpy.typing as npt
 
 Mask = npt.NDArray[np.bool_]
 
+MAX_IN_VALUES = 10_000
+"""Pinecone's documented ceiling on the values of one `$in` or `$nin`."""
 _COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
 _FIELD_OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS})
 
@@ -166,6 +168,10 @@ def _evaluate_field(field: str, condition: Any, table: MetadataTable | None) -> 
                 isinstance(v, str | bool) or _is_number(v) for v in operand
             ):
                 raise FilterError(f"{op} on {field!r} needs an array of strings, numbers or booleans")
+            if len(operand) > MAX_IN_VALUES:
+                raise FilterError(
+                    f"{op} on {field!r} has {len(operand)} values; Pinecone accepts at most {MAX_IN_VALUES}"
+                )
             if column is not None:
                 hit = column.is_in(operand)
                 mask &= hit if op == "$in" else ~hit

@@ -11,13 +11,21 @@ import threading
 from typing import Any
 
 import numpy as np
-import orjson
 
 from sagerag.local.pinecone.filter import evaluate_filter
 from sagerag.local.pinecone.search import NamespaceSnapshot
-from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage, Row, pack_sparse, unpack_sparse
+from sagerag.local.pinecone.storage import (
+    IndexRecord,
+    PineconeStorage,
+    Row,
+    VectorRow,
+    pack_sparse,
+    unpack_sparse,
+)
 from sagerag.local.pinecone.validation import (
     DEFAULT_NAMESPACE_LABEL,
+    DEFAULT_PAGE,
+    MAX_FETCH_BY_METADATA,
     MAX_UPSERT_VECTORS,
     ApiProblem,
     bad_request,
@@ -25,13 +33,29 @@ from sagerag.local.pinecone.validation import (
     check_id,
     check_index_name,
     check_metadata,
+    check_namespace_name,
     check_sparse,
     check_top_k,
     check_vector,
+    clean_metadata,
+    decode_metadata,
     dense_field,
+    encode_metadata,
     not_found,
+    not_supported,
     parse_namespace,
 )
+
+
+def _vector_entry(row: VectorRow) -> dict[str, Any]:
+    """A stored vector as fetch answers it: values, sparseValues when it has them, metadata."""
+    entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
+    sparse = unpack_sparse(row.sparse)
+    if sparse is not None:
+        entry["sparseValues"] = {"indices": sparse[0].tolist(), "values": sparse[1].tolist()}
+    if row.metadata:
+        entry["metadata"] = decode_metadata(row.metadata)
+    return entry
 
 
 class PineconeService:
@@ -95,6 +119,7 @@ class PineconeService:
         record = self.describe_index(name)
         if not isinstance(body, dict):
             raise bad_request("request body must be a JSON object")
+        self._refuse_unsupported_configuration(record, body)
         description = dict(record.description)
         if body.get("deletion_protection") in ("enabled", "disabled"):
             description["deletion_protection"] = body["deletion_protection"]
@@ -105,6 +130,26 @@ class PineconeService:
             self.storage.update_index_description(name, description)
             self._records.pop(name, None)
         return IndexRecord(record.name, record.dimension, record.metric, description)
+
+    @staticmethod
+    def _refuse_unsupported_configuration(record: IndexRecord, body: dict[str, Any]) -> None:
+        """Refuse what a serverless index cannot change, instead of answering success and ignoring it."""
+        deployment = body.get("deployment")
+        if deployment:
+            keys = ", ".join(sorted(deployment)) if isinstance(deployment, dict) else "deployment"
+            raise bad_request(
+                f"Index {record.name} is a serverless index: {keys} (pod scaling) applies to pod-based "
+                "indexes only; serverless indexes scale on their own"
+            )
+        if body.get("schema") is not None:
+            raise bad_request(
+                f"The schema of index {record.name} was fixed when it was created and cannot be changed"
+            )
+        read_capacity = body.get("read_capacity")
+        if read_capacity is not None:
+            mode = read_capacity.get("mode") if isinstance(read_capacity, dict) else None
+            if mode != "OnDemand":
+                raise not_supported(f"read_capacity mode {mode!r} (dedicated read nodes)")
 
     def delete_index(self, name: str) -> None:
         record = self.describe_index(name)
@@ -186,7 +231,7 @@ class PineconeService:
             if include_values:
                 match["values"] = stored.get(vector_id, [])
             if include_metadata and snapshot.metadata[row]:
-                match["metadata"] = orjson.loads(snapshot.metadata[row] or "{}")
+                match["metadata"] = decode_metadata(snapshot.metadata[row])
             matches.append(match)
         return {"matches": matches, "namespace": namespace, "usage": {"readUnits": 1}}
 
@@ -205,13 +250,7 @@ class PineconeService:
             check_id(vector_id)
         vectors: dict[str, Any] = {}
         for row in self.storage.fetch(index, ns, ids):
-            entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
-            sparse = unpack_sparse(row.sparse)
-            if sparse is not None:
-                entry["sparseValues"] = {"indices": sparse[0].tolist(), "values": sparse[1].tolist()}
-            if row.metadata:
-                entry["metadata"] = orjson.loads(row.metadata)
-            vectors[row.id] = entry
+            vectors[row.id] = _vector_entry(row)
         return {"vectors": vectors, "namespace": ns, "usage": {"readUnits": 1}}
 
     def delete(self, index: str, body: Any) -> None:
@@ -239,33 +278,69 @@ class PineconeService:
             self._drop(index, namespace)
 
     def update(self, index: str, body: Any) -> dict[str, Any]:
+        """By id (values and/or metadata; answers `{}` as Pinecone does) or, metadata only, by filter."""
         record = self.describe_index(index)
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-            raise bad_request("the local Pinecone supports updates by 'id' only")
+        if not isinstance(body, dict):
+            raise bad_request("request body must be a JSON object")
         namespace = parse_namespace(body.get("namespace"))
+        set_metadata = body.get("setMetadata")
+        if set_metadata is not None and not isinstance(set_metadata, dict):
+            raise bad_request("setMetadata must be an object")
+        if body.get("filter") is not None:
+            return self._update_by_filter(record, namespace, body, set_metadata or {})
+        if not isinstance(body.get("id"), str):
+            raise bad_request("update needs exactly one of 'id' or 'filter'")
         vector_id = check_id(body["id"])
+        if body.get("values") is None and body.get("sparseValues") is None and not set_metadata:
+            raise bad_request(
+                f"Update of vector {vector_id!r} changes nothing: give values, sparseValues or setMetadata"
+            )
+        new_values = (
+            check_vector(body["values"], record.dimension, record.metric, f"Vector {vector_id!r}")
+            if body.get("values") is not None
+            else None
+        )
+        new_sparse = check_sparse(body.get("sparseValues"), record.metric, f"Vector {vector_id!r}")
+        patch = clean_metadata(vector_id, set_metadata or {})
         with self._index_lock(index):
             self._require_live(index)
             rows = self.storage.fetch(index, namespace, [vector_id])
-            if not rows:
-                return {"matchedRecords": 0}
-            current = rows[0]
-            values = current.values
-            if body.get("values"):
-                values = check_vector(
-                    body["values"], record.dimension, record.metric, f"Vector {vector_id!r}"
-                )
-            sparse_blob = current.sparse
-            sparse = check_sparse(body.get("sparseValues"), record.metric, f"Vector {vector_id!r}")
-            if sparse is not None:
-                sparse_blob = pack_sparse(*sparse)
-            metadata = orjson.loads(current.metadata) if current.metadata else {}
-            if isinstance(body.get("setMetadata"), dict):
-                metadata.update(body["setMetadata"])
-            meta_text = check_metadata(vector_id, metadata)
-            self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text, sparse_blob)])
-            self._drop(index, namespace)
-        return {"matchedRecords": 1}
+            if rows:  # an unknown id is not an error in Pinecone: nothing is written
+                current = rows[0]
+                values = current.values if new_values is None else new_values
+                sparse_blob = current.sparse if new_sparse is None else pack_sparse(*new_sparse)
+                metadata = {**decode_metadata(current.metadata), **patch}
+                meta_text = encode_metadata(vector_id, metadata)
+                self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text, sparse_blob)])
+                self._drop(index, namespace)
+        return {}
+
+    def _update_by_filter(
+        self, record: IndexRecord, namespace: str, body: dict[str, Any], set_metadata: dict[str, Any]
+    ) -> dict[str, Any]:
+        if body.get("id") is not None:
+            raise bad_request("update needs exactly one of 'id' or 'filter', not both")
+        if body.get("values") is not None or body.get("sparseValues") is not None:
+            raise bad_request("Update by metadata request does not support updating vector values")
+        filter_ = body["filter"]
+        if not filter_:
+            raise bad_request("Update with empty metadata filter is not allowed")
+        check_filter(filter_)
+        if not set_metadata:
+            raise bad_request("Update by metadata filter changes nothing: give setMetadata")
+        patch = clean_metadata("(matched by filter)", set_metadata)
+        with self._index_lock(record.name):
+            self._require_live(record.name)
+            snapshot = self.snapshot(record, namespace)
+            ids = [snapshot.ids[i] for i in np.flatnonzero(evaluate_filter(filter_, snapshot.table))]
+            if not body.get("dryRun") and ids:
+                rows = []
+                for row in self.storage.fetch(record.name, namespace, ids):
+                    metadata = {**decode_metadata(row.metadata), **patch}
+                    rows.append((row.id, row.values.tobytes(), encode_metadata(row.id, metadata), row.sparse))
+                self.storage.upsert(record.name, namespace, rows)
+                self._drop(record.name, namespace)
+        return {"matchedRecords": len(ids)}
 
     def list_ids(
         self, index: str, namespace: Any, prefix: str | None, limit: int | None, token: str | None
@@ -275,12 +350,7 @@ class PineconeService:
         limit = 100 if limit is None else limit
         if not 1 <= limit <= 1000:
             raise bad_request("limit must be between 1 and 1000")
-        after: str | None = None
-        if token:
-            try:
-                after = base64.urlsafe_b64decode(token.encode()).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise bad_request("invalid pagination token") from None
+        after = _decode_token(token)
         ids = self.storage.list_ids(index, ns, prefix or "", after, limit + 1)
         result: dict[str, Any] = {
             "vectors": [{"id": i} for i in ids[:limit]],
@@ -288,11 +358,101 @@ class PineconeService:
             "usage": {"readUnits": 1},
         }
         if len(ids) > limit:
-            result["pagination"] = {"next": base64.urlsafe_b64encode(ids[limit - 1].encode()).decode()}
+            result["pagination"] = {"next": _encode_token(ids[limit - 1])}
         return result
 
-    def stats(self, index: str) -> dict[str, Any]:
+    def fetch_by_metadata(self, index: str, body: Any) -> dict[str, Any]:
+        """The vectors a filter admits, in id order, a page at a time (a lookup: no ranking, no score)."""
         record = self.describe_index(index)
+        if not isinstance(body, dict):
+            raise bad_request("request body must be a JSON object")
+        filter_ = body.get("filter")
+        if not filter_:
+            raise bad_request("Empty filter provided for fetch by metadata request")
+        check_filter(filter_)
+        namespace = parse_namespace(body.get("namespace"))
+        limit = body.get("limit", DEFAULT_PAGE)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_FETCH_BY_METADATA:
+            raise bad_request(f"limit must be an integer between 1 and {MAX_FETCH_BY_METADATA}")
+        after = _decode_token(body.get("paginationToken"))
+        snapshot = self.snapshot(record, namespace)
+        ids = [snapshot.ids[i] for i in np.flatnonzero(evaluate_filter(filter_, snapshot.table))]
+        if after is not None:
+            ids = [i for i in ids if i > after]  # snapshot ids are sorted
+        page = ids[:limit]
+        vectors: dict[str, Any] = {}
+        for row in sorted(self.storage.fetch(index, namespace, page), key=lambda r: r.id):
+            vectors[row.id] = _vector_entry(row)
+        result: dict[str, Any] = {"vectors": vectors, "namespace": namespace, "usage": {"readUnits": 1}}
+        if len(ids) > limit:
+            result["pagination"] = {"next": _encode_token(page[-1])}
+        return result
+
+    # -- namespaces -------------------------------------------------------------------------------------
+    def list_namespaces(
+        self, index: str, prefix: str | None, limit: int | None, token: str | None
+    ) -> dict[str, Any]:
+        self.describe_index(index)
+        limit = DEFAULT_PAGE if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise bad_request("limit must be between 1 and 1000")
+        after = _decode_token(token)
+        labelled = sorted(
+            (ns or DEFAULT_NAMESPACE_LABEL, count)
+            for ns, count in self.storage.list_namespaces(index).items()
+            if (ns or DEFAULT_NAMESPACE_LABEL).startswith(prefix or "")
+        )
+        remaining = [item for item in labelled if after is None or item[0] > after]
+        page = remaining[:limit]
+        result: dict[str, Any] = {
+            "namespaces": [_namespace_description(name, count) for name, count in page],
+            "total_count": len(labelled),
+        }
+        if len(remaining) > limit:
+            result["pagination"] = {"next": _encode_token(page[-1][0])}
+        return result
+
+    def describe_namespace(self, index: str, name: str) -> dict[str, Any]:
+        self.describe_index(index)
+        label = check_namespace_name(name)
+        namespace = parse_namespace(label)
+        # On an index with a dense schema the default namespace always exists.
+        if namespace and not self.storage.namespace_exists(index, namespace):
+            raise not_found(f"namespace {label}")
+        count = self.storage.namespace_counts(index).get(namespace, 0)
+        return _namespace_description(label, count)
+
+    def create_namespace(self, index: str, body: Any) -> dict[str, Any]:
+        self.describe_index(index)
+        if not isinstance(body, dict):
+            raise bad_request("request body must be a JSON object")
+        name = check_namespace_name(body.get("name"))
+        if name == DEFAULT_NAMESPACE_LABEL:
+            raise bad_request(f"{DEFAULT_NAMESPACE_LABEL} is reserved for the default namespace")
+        if body.get("schema") is not None:
+            raise not_supported("namespace schemas (selective metadata indexing)")
+        with self._index_lock(index):
+            self._require_live(index)
+            if not self.storage.create_namespace(index, name):
+                raise ApiProblem(409, "ALREADY_EXISTS", f"Namespace {name} already exists")
+        return _namespace_description(name, 0)
+
+    def delete_namespace(self, index: str, name: str) -> None:
+        self.describe_index(index)
+        namespace = parse_namespace(check_namespace_name(name))
+        with self._index_lock(index):
+            self._require_live(index)
+            if not self.storage.drop_namespace(index, namespace) and namespace:
+                raise not_found(f"namespace {name}")
+            self._drop(index, namespace)
+
+    def stats(self, index: str, body: Any = None) -> dict[str, Any]:
+        record = self.describe_index(index)
+        if isinstance(body, dict) and body.get("filter"):
+            # Serverless Pinecone's own answer; pod-based indexes were the only ones with filtered stats.
+            raise bad_request(
+                "Serverless and Starter indexes do not support describing index stats with metadata filtering"
+            )
         counts = self.storage.namespace_counts(index)
         return {
             "namespaces": {
@@ -334,3 +494,24 @@ class PineconeService:
     def _index_lock(self, index: str) -> threading.RLock:
         with self._lock:
             return self._write_locks.setdefault(index, threading.RLock())
+
+
+def _encode_token(last: str) -> str:
+    """A pagination token: the last key of the page, so the next page starts after it."""
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def _decode_token(token: Any) -> str | None:
+    if not token:
+        return None
+    if not isinstance(token, str):
+        raise bad_request("invalid pagination token")
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("invalid pagination token") from None
+
+
+def _namespace_description(name: str, count: int) -> dict[str, Any]:
+    # Pinecone's namespace API sends record_count as a string-encoded integer.
+    return {"name": name, "record_count": str(count)}

@@ -35,7 +35,14 @@ CREATE TABLE IF NOT EXISTS vectors (
     sparse BLOB,
     PRIMARY KEY (index_name, namespace, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS namespaces (
+    index_name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    PRIMARY KEY (index_name, namespace)
+) WITHOUT ROWID;
 """
+# A namespace exists once created or written to, and stays when emptied (as Pinecone's does) until
+# delete_namespace; databases written before this table existed count a namespace holding vectors too.
 Row = tuple[str, bytes, str | None, bytes | None]
 """(id, dense float32 bytes, metadata JSON text, sparse bytes from `pack_sparse` or None)."""
 
@@ -137,11 +144,15 @@ class PineconeStorage:
     def delete_index(self, name: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM vectors WHERE index_name = ?", (name,))
+            conn.execute("DELETE FROM namespaces WHERE index_name = ?", (name,))
             conn.execute("DELETE FROM indexes WHERE name = ?", (name,))
 
     # -- vectors ---------------------------------------------------------------------------------------
     def upsert(self, index: str, namespace: str, rows: Iterable[Row]) -> None:
         with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO namespaces (index_name, namespace) VALUES (?, ?)", (index, namespace)
+            )
             conn.executemany(
                 "INSERT OR REPLACE INTO vectors (index_name, namespace, id, vec, metadata, sparse) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -158,6 +169,46 @@ class PineconeStorage:
     def delete_namespace(self, index: str, namespace: str) -> None:
         with self.transaction() as conn:
             conn.execute("DELETE FROM vectors WHERE index_name = ? AND namespace = ?", (index, namespace))
+
+    # -- namespaces ------------------------------------------------------------------------------------
+    def create_namespace(self, index: str, namespace: str) -> bool:
+        """Record an empty namespace; False when it already exists."""
+        with self.transaction() as conn:
+            if self._namespace_exists(conn, index, namespace):
+                return False
+            conn.execute("INSERT INTO namespaces (index_name, namespace) VALUES (?, ?)", (index, namespace))
+        return True
+
+    def drop_namespace(self, index: str, namespace: str) -> bool:
+        """Delete a namespace and its vectors; False when it did not exist."""
+        with self.transaction() as conn:
+            if not self._namespace_exists(conn, index, namespace):
+                return False
+            conn.execute("DELETE FROM vectors WHERE index_name = ? AND namespace = ?", (index, namespace))
+            conn.execute("DELETE FROM namespaces WHERE index_name = ? AND namespace = ?", (index, namespace))
+        return True
+
+    def namespace_exists(self, index: str, namespace: str) -> bool:
+        with self._lock:
+            return self._namespace_exists(self._conn, index, namespace)
+
+    @staticmethod
+    def _namespace_exists(conn: sqlite3.Connection, index: str, namespace: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM namespaces WHERE index_name = ? AND namespace = ? UNION ALL "
+            "SELECT 1 FROM vectors WHERE index_name = ? AND namespace = ? LIMIT 1",
+            (index, namespace, index, namespace),
+        ).fetchone()
+        return row is not None
+
+    def list_namespaces(self, index: str) -> dict[str, int]:
+        """Every existing namespace of `index` with its vector count (empty ones count 0)."""
+        with self._lock:
+            names = self._conn.execute(
+                "SELECT namespace FROM namespaces WHERE index_name = ?", (index,)
+            ).fetchall()
+        counts = self.namespace_counts(index)
+        return {**{r[0]: 0 for r in names}, **counts}
 
     def fetch(self, index: str, namespace: str, ids: Sequence[str]) -> list[VectorRow]:
         out: list[VectorRow] = []

@@ -22,8 +22,13 @@ PINECONE_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_METADATA_BYTES = 40 * 1024
 MAX_ID_BYTES = 512
 MAX_TOP_K = 10_000
+MAX_FETCH_BY_METADATA = 10_000
+DEFAULT_PAGE = 100
+MAX_NAMESPACE_BYTES = 512
 MAX_DIMENSION = 20_000
 METRICS = ("cosine", "dotproduct", "euclidean")
+SCHEMA_FIELD_TYPES = ("dense_vector", "sparse_vector")
+"""Index schema fields the local Pinecone knows; document-index fields (text, filterable) it refuses."""
 DEFAULT_NAMESPACE_LABEL = "__default__"
 INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
 
@@ -47,6 +52,26 @@ def not_found(name: str) -> ApiProblem:
     return ApiProblem(404, "NOT_FOUND", f"Resource {name} not found")
 
 
+def not_supported(what: str) -> ApiProblem:
+    """An operation Pinecone has and the local Pinecone does not: 501 UNIMPLEMENTED, never a 404 that
+    `except NotFoundError` would read as "already gone", and not a status the SDK retries."""
+    return ApiProblem(
+        501,
+        "UNIMPLEMENTED",
+        f"The local Pinecone does not support {what}; run this against Pinecone itself "
+        "(see 'What the local Pinecone does not support' in the sagerag README)",
+    )
+
+
+def check_namespace_name(value: Any) -> str:
+    """A namespace named in a path or a create request: a non-empty string."""
+    if not isinstance(value, str) or not value:
+        raise bad_request("namespace name must be a non-empty string")
+    if len(value.encode()) > MAX_NAMESPACE_BYTES:
+        raise bad_request(f"namespace name exceeds the maximum length of {MAX_NAMESPACE_BYTES} bytes")
+    return value
+
+
 def parse_namespace(value: Any) -> str:
     """Pinecone names the default namespace both "" and "__default__"; store it as ""."""
     if value is None:
@@ -66,36 +91,73 @@ def check_id(vector_id: Any) -> str:
     return vector_id
 
 
-def check_metadata(vector_id: str, metadata: Any) -> str | None:
-    """The metadata as stored JSON text (None when empty), or a 400 naming the offending key."""
-    if metadata is None:
-        return None
+def metadata_value(vector_id: str, key: Any, value: Any) -> Any:
+    """One metadata value as Pinecone stores it, or a 400 naming the key.
+
+    Pinecone's documented rules: keys are strings that do not start with `$`; values are strings, numbers
+    (stored as 64-bit floats, so `2019` comes back as `2019.0`), booleans or lists of strings; null is
+    not supported (remove the key instead).
+    """
+    if not isinstance(key, str) or not key:
+        raise bad_request(f"Metadata keys of vector {vector_id!r} must be non-empty strings")
+    if key.startswith("$"):
+        raise bad_request(
+            f"Metadata key {key!r} of vector {vector_id!r} starts with '$', which Pinecone reserves "
+            "for filter operators; rename the key"
+        )
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        number = float(value)
+        if not np.isfinite(number):
+            raise bad_request(f"Metadata value for key {key!r} of vector {vector_id!r} must be finite")
+        return number
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    shown = "null" if value is None else orjson.dumps(value, default=str).decode()[:40]
+    raise bad_request(
+        f"Metadata value must be a string, number, boolean or list of strings, got '{shown}' for field "
+        f"{key!r} of vector {vector_id!r}"
+        + ("; null is not supported: leave the key out instead" if value is None else "")
+    )
+
+
+def clean_metadata(vector_id: str, metadata: Any) -> dict[str, Any]:
+    """Every key checked and every number a float, in the order given."""
     if not isinstance(metadata, dict):
         raise bad_request(f"Metadata of vector {vector_id!r} must be an object")
-    clean: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if value is None:
-            continue
-        if isinstance(value, list):
-            if not all(isinstance(v, str) for v in value):
-                raise bad_request(
-                    f"Metadata value for key {key!r} of vector {vector_id!r} must be a list of strings"
-                )
-        elif not isinstance(value, str | int | float | bool):
-            raise bad_request(
-                f"Metadata value for key {key!r} of vector {vector_id!r} must be a string, number, "
-                "boolean or list of strings"
-            )
-        clean[key] = value
-    if not clean:
+    return {key: metadata_value(vector_id, key, value) for key, value in metadata.items()}
+
+
+def encode_metadata(vector_id: str, metadata: dict[str, Any]) -> str | None:
+    """Checked metadata as stored JSON text (None when empty), within Pinecone's 40 KB per vector."""
+    if not metadata:
         return None
-    text = orjson.dumps(clean)
+    text = orjson.dumps(metadata)
     if len(text) > MAX_METADATA_BYTES:
         raise bad_request(
             f"Metadata size is {len(text)} bytes, which exceeds the limit of {MAX_METADATA_BYTES} bytes "
             f"per vector (vector {vector_id!r})"
         )
     return text.decode()
+
+
+def check_metadata(vector_id: str, metadata: Any) -> str | None:
+    """The metadata of an upserted vector as stored JSON text (None when absent or empty)."""
+    if metadata is None:
+        return None
+    return encode_metadata(vector_id, clean_metadata(vector_id, metadata))
+
+
+def decode_metadata(text: str | None) -> dict[str, Any]:
+    """Stored metadata as Pinecone returns it: numbers as floats, also for rows stored before that rule."""
+    if not text:
+        return {}
+    decoded: dict[str, Any] = orjson.loads(text)
+    for key, value in decoded.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            decoded[key] = float(value)
+    return decoded
 
 
 def check_vector(values: Any, dimension: int, metric: str, what: str) -> npt.NDArray[np.float32]:
@@ -137,6 +199,10 @@ def dense_field(body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     if isinstance(schema, dict):
         fields = schema.get("fields")
         fields = fields if isinstance(fields, dict) else {}
+        for name, field in fields.items():
+            kind = field.get("type") if isinstance(field, dict) else None
+            if kind not in SCHEMA_FIELD_TYPES:
+                raise not_supported(f"index schema field {name!r} of type {kind!r} (document indexes)")
         dense = [f for f in fields.values() if isinstance(f, dict) and f.get("type") == "dense_vector"]
         if len(dense) != 1:
             raise bad_request("the local Pinecone supports exactly one dense_vector field per index")
