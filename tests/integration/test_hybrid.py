@@ -187,3 +187,20 @@ def test_local_pinecone_keeps_sparse_values_across_restarts(tmp_path: Path) -> N
             vector=[1.0, 0.0], sparse_vector={"indices": [9], "values": [2.0]}, top_k=1
         ).matches[0]
         assert match.score == pytest.approx(2.0, abs=1e-6)
+
+
+def test_updates_by_metadata_filter_keep_sparse_values(pc: Any) -> None:
+    index = make_index(pc, 2, "dotproduct", "upd")
+    index.upsert(
+        vectors=[
+            {
+                "id": "a",
+                "values": [1.0, 0.0],
+                "sparse_values": {"indices": [4], "values": [0.5]},
+                "metadata": {"g": "x"},
+            }
+        ]
+    )
+    index.update(filter={"g": {"$eq": "x"}}, set_metadata={"h": "y"})
+    kept = index.fetch(ids=["a"]).vectors["a"]
+    assert kept.metadata == {"g": "x", "h": "y"} and list(kept.sparse_values.indices) == [4]

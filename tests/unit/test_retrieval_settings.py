@@ -79,3 +79,26 @@ def test_refusal_curve_and_threshold() -> None:
     assert curve[0.8] == (2 / 3, 1.0)
     assert threshold_for(records, 0.34) == 0.5  # refuses only the 0.3 in-scope question
     assert threshold_for(records, 0.0) == 0.3
+
+
+def test_eval_configurations_compare_retrieval_modes_on_one_store() -> None:
+    """Each configuration queries the shared store through its own view (mode, alpha) and its own key."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from sagerag.chains import DEFAULT_MIN_SCORES
+    from sagerag.evaluation import EvalConfig
+    from sagerag.evaluation.runner import Evaluator
+    from sagerag.stores import PineconeStore
+
+    store = PineconeStore(object(), DeterministicFakeEmbedding(size=4), alpha=0.7, metric="dotproduct")
+    dense = EvalConfig(generate=False, retrieval="dense", index_text="answer")
+    hybrid = EvalConfig(generate=False, retrieval="hybrid", alpha=0.5, index_text="question+answer")
+    assert (dense.name, hybrid.name) == ("default dense ans", "default hybrid a=0.5 q+a")
+    assert dense.key != hybrid.key != EvalConfig(generate=False).key
+    dense_eval, hybrid_eval = Evaluator(dense, store), Evaluator(hybrid, store)
+    assert (dense_eval.store.alpha, hybrid_eval.store.alpha, store.alpha) == (1.0, 0.5, 0.7)
+    assert (dense_eval.min_score, hybrid_eval.min_score) == (
+        DEFAULT_MIN_SCORES["dense"],
+        DEFAULT_MIN_SCORES["hybrid"],
+    )
+    assert Evaluator(EvalConfig(generate=False, min_score=0.5), store).min_score == 0.5
