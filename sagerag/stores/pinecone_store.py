@@ -12,13 +12,15 @@ Hybrid search: given fitted BM25 statistics (`sparse`) the store upserts each te
 its dense ones (dotproduct index) and, with `alpha < 1`, queries with both, weighted as Pinecone documents
 (`stores.sparse.hybrid_query`): the score is `alpha * cosine + (1 - alpha) * BM25` for unit dense vectors.
 Each vector's metadata records the statistics version it was encoded with; a hybrid query that meets
-another version stops with `SparseStatsMismatchError` instead of ranking on inconsistent scores.
+another version stops with `SparseStatsMismatchError` instead of ranking on inconsistent scores. With no
+statistics at hand (ingested from another data directory) queries are dense-only, with one warning.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,6 +35,7 @@ from sagerag.stores._batching import check_record, split_batches
 from sagerag.stores._index import index_shape
 from sagerag.stores.sparse import VERSION_KEY, BM25Stats, hybrid_query
 
+_log = logging.getLogger(__name__)
 _FETCH_CHUNK = 100  # ids travel in the query string; keep URLs short
 _DELETE_CHUNK = 1000
 
@@ -83,6 +86,7 @@ class PineconeStore(VectorStore):
         self.alpha = alpha
         """Dense weight of a hybrid query; 1.0 (the default) queries the dense part only."""
         self.index_name = index_name
+        self._warned = False
 
     @property
     def hybrid(self) -> bool:
@@ -307,11 +311,16 @@ class PineconeStore(VectorStore):
         """Stop when a hit was encoded with other BM25 statistics than the query's (scores would mix)."""
         name = self.index_name or self._host()
         if self.sparse is None:
-            if any(VERSION_KEY in (m.metadata or {}) for m in matches):
-                raise SparseStatsMismatchError(
-                    f"index {name!r} (namespace {namespace!r}) holds sparse vectors, but their BM25 "
-                    "statistics are not in this data directory; run `sagerag ingest` on the corpus here (it "
-                    "refits them), point SAGERAG_DATA_DIR at the ingesting one, or set SAGERAG_RETRIEVAL=dense"
+            # Statistics written by an ingest elsewhere (a remote Pinecone, another data directory): the
+            # dense part alone is still a consistent ranking, so answer with it and say how to get hybrid.
+            if not self._warned and any(VERSION_KEY in (m.metadata or {}) for m in matches):
+                self._warned = True
+                _log.warning(
+                    "index %r (namespace %r) holds sparse vectors, but their BM25 statistics are not in this "
+                    "data directory, so queries are dense-only; run `sagerag ingest` on the corpus here (it "
+                    "refits them) or point SAGERAG_DATA_DIR at the ingesting one",
+                    name,
+                    namespace,
                 )
             return
         expected = self.sparse.version

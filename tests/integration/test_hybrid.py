@@ -161,9 +161,20 @@ def test_query_with_other_statistics_is_detected_and_explained(pc: Any, tmp_path
     store.sparse = BM25Stats.fit({"x": "a corpus of other words entirely, fitted somewhere else"})
     with pytest.raises(SparseStatsMismatchError, match=r"statistics.*sagerag ingest --prune"):
         store.similarity_search("spot training")
-    store.sparse = None  # statistics missing (another data directory): explained too
-    with pytest.raises(SparseStatsMismatchError, match="not in this data directory"):
-        store.similarity_search("spot training")
+
+
+def test_missing_statistics_fall_back_to_dense_with_a_warning(
+    pc: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ingested from another data directory (a remote Pinecone): dense results, and a warning saying why."""
+    store = _hybrid_store(pc)
+    _ingest(store, load_csv(FAQ_CSV)[:10], tmp_path)
+    store.sparse = None
+    with caplog.at_level("WARNING", logger="sagerag.stores.pinecone_store"):
+        assert len(store.similarity_search("spot training", k=3)) == 3
+        store.similarity_search("spot training", k=3)
+    warnings = [r.getMessage() for r in caplog.records if "not in this data directory" in r.getMessage()]
+    assert len(warnings) == 1 and "dense-only" in warnings[0]
 
 
 def test_query_of_unseen_words_returns_dense_results(pc: Any, tmp_path: Path) -> None:
