@@ -63,6 +63,14 @@ class Settings:
     """Seconds for each network call before giving up."""
     remote: bool = False
     """Set when the user configured remote endpoints explicitly (`SAGERAG_REMOTE=1` / `remote = true`)."""
+    retrieval: str = "hybrid"
+    """`hybrid` (dense + BM25 sparse in one dotproduct index) or `dense` (MiniLM only)."""
+    alpha: float = 0.7
+    """Dense weight of a hybrid query (Pinecone's convex combination); chosen on the dev set's tuning half."""
+    index_text: str = "question+answer"
+    """What a FAQ row's vector encodes: `question+answer` or `answer` (the seed tutorial's choice)."""
+    min_score: float | None = None
+    """Score gate; None means the calibrated default for the retrieval mode (`chains.abstain`)."""
 
     @property
     def is_local(self) -> bool:
@@ -92,9 +100,14 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_DATA_DIR": "data_dir",
     "SAGERAG_TIMEOUT": "timeout",
     "SAGERAG_REMOTE": "remote",
+    "SAGERAG_RETRIEVAL": "retrieval",
+    "SAGERAG_ALPHA": "alpha",
+    "SAGERAG_INDEX_TEXT": "index_text",
+    "SAGERAG_MIN_SCORE": "min_score",
 }
 # File layout: [sagemaker] region/endpoint_url/llm_endpoint/llm_kind/embeddings_endpoint/aws_profile,
-# [pinecone] index/namespace/host, [local] data_dir, top-level timeout/remote.
+# [pinecone] index/namespace/host, [local] data_dir, [retrieval] mode/alpha/index_text/min_score,
+# top-level timeout/remote.
 _FILE_KEYS: dict[tuple[str, str], str] = {
     ("sagemaker", "region"): "region",
     ("sagemaker", "endpoint_url"): "endpoint_url",
@@ -109,8 +122,14 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("local", "data_dir"): "data_dir",
     ("", "timeout"): "timeout",
     ("", "remote"): "remote",
+    ("retrieval", "mode"): "retrieval",
+    ("retrieval", "alpha"): "alpha",
+    ("retrieval", "index_text"): "index_text",
+    ("retrieval", "min_score"): "min_score",
 }
 LLM_KINDS = ("tgi", "jumpstart-chat")
+RETRIEVAL_MODES = ("hybrid", "dense")
+INDEX_TEXTS = ("question+answer", "answer")
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -140,10 +159,25 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return SecretStr(str(value))
         if name == "llm_kind" and value not in LLM_KINDS:
             raise ValueError
-    except ValueError:
+        if name == "retrieval" and value not in RETRIEVAL_MODES:
+            raise ValueError
+        if name == "index_text" and value not in INDEX_TEXTS:
+            raise ValueError
+        if name == "alpha":
+            out = float(value)
+            if not 0.0 <= out <= 1.0:
+                raise ValueError
+            return out
+        if name == "min_score":
+            return float(value)
+    except (ValueError, TypeError):
         hint = {
             "llm_kind": f"one of {', '.join(LLM_KINDS)}",
             "max_new_tokens": "a positive whole number",
+            "retrieval": f"one of {', '.join(RETRIEVAL_MODES)}",
+            "index_text": f"one of {', '.join(INDEX_TEXTS)}",
+            "alpha": "a number between 0 and 1",
+            "min_score": "a number (the lowest retrieval score still answered)",
         }.get(name, "a positive number")
         raise ConfigurationError(f"{source}: invalid value for {name}; expected {hint}") from None
     return value or None if name in {"endpoint_url", "pinecone_host", "aws_profile"} else value

@@ -9,6 +9,7 @@ SDK documents; we only add context such as the endpoint name. What is sagerag's 
     ├── InputError                bad user input: a file that cannot be read or parsed, an empty question
     ├── DocumentTooLargeError     one document cannot fit a single request or Pinecone's metadata limit
     ├── IndexMismatchError        an existing index has another dimension or metric than asked for
+    ├── SparseStatsMismatchError  stored sparse vectors were encoded with other BM25 statistics
     └── ModelUnavailableError     a local model package is not installed or cannot be loaded
 """
 
@@ -33,6 +34,10 @@ class DocumentTooLargeError(InputError):
 
 class IndexMismatchError(ConfigurationError):
     """An existing vector index does not match the embedding model."""
+
+
+class SparseStatsMismatchError(ConfigurationError):
+    """A hybrid query would mix BM25 statistics: the stored vectors were encoded with others."""
 
 
 class ModelUnavailableError(ConfigurationError):

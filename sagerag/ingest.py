@@ -76,14 +76,15 @@ def _rows(path: Path, text: str) -> list[list[str]]:
 
 def load_csv(
     path: str | Path,
-    mode: CsvMode = "answer",
+    mode: CsvMode = "question+answer",
     header: bool | None = None,
     text_column: str | None = None,
     report: LoadReport | None = None,
 ) -> list[Document]:
     """Documents from a Q&A CSV: the seed's header-less (question, answer) file or one with a header.
 
-    `mode="answer"` indexes answers only (as the seed tutorial does); `"question+answer"` indexes both.
+    `mode="question+answer"` (the default) indexes both as "Q: ...\nA: ...", which users' paraphrases
+    match far better (docs/benchmarks.md); `"answer"` indexes answers only, as the seed tutorial does.
     Metadata keeps `row` (0-based data row, as the question sets' `answer_id`), `question` and `source`.
     """
     path = Path(path)
@@ -155,7 +156,9 @@ def load_text_folder(
     return docs
 
 
-def load_path(path: str | Path, mode: CsvMode = "answer", report: LoadReport | None = None) -> list[Document]:
+def load_path(
+    path: str | Path, mode: CsvMode = "question+answer", report: LoadReport | None = None
+) -> list[Document]:
     """Documents from a .csv file, a .txt/.md file, or a folder of .txt/.md files."""
     path = Path(path)
     if not path.exists():
@@ -197,6 +200,34 @@ def _counting(docs: Iterable[Document], progress: Callable[[int], None] | None) 
             progress(1)
 
 
+def fit_sparse(docs: list[Document], store: VectorStore, stats_file: Path, prune: bool) -> list[Document]:
+    """Fit (or extend) the BM25 statistics for a store that writes sparse values; `docs` stamped with them.
+
+    The statistics are refit from scratch when there are none yet or `prune` replaces the whole corpus;
+    otherwise these documents' terms are added and the version (what stored vectors depend on) is kept,
+    so vectors from earlier ingests stay valid. Each document's metadata carries the version, so the
+    ledger's hash changes, and the vector is rewritten, exactly when the version does. The statistics
+    are saved before anything is upserted: a run killed half-way leaves vectors of the old version,
+    which a hybrid query reports, and re-running the ingest finishes the job.
+    """
+    from sagerag.stores.sparse import VERSION_KEY, BM25Stats, load_stats, save_stats
+
+    if getattr(store, "metric", None) != "dotproduct" or not hasattr(store, "sparse"):
+        return docs
+    corpus = {str(d.metadata.get("source", i)): d.page_content for i, d in enumerate(docs)}
+    stats = None if prune else load_stats(stats_file)
+    if stats is None:
+        stats = BM25Stats.fit(corpus)
+    else:
+        stats.add(corpus)
+    save_stats(stats, stats_file)
+    store.sparse = stats
+    return [
+        Document(page_content=d.page_content, metadata={**d.metadata, VERSION_KEY: stats.version}, id=d.id)
+        for d in docs
+    ]
+
+
 def ingest_documents(
     docs: list[Document],
     store: VectorStore,
@@ -205,10 +236,16 @@ def ingest_documents(
     prune: bool = False,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    sparse_stats: Path | None = None,
 ) -> IngestResult:
-    """Store `docs` idempotently: unchanged ones are skipped, changed ones replace their old vectors."""
+    """Store `docs` idempotently: unchanged ones are skipped, changed ones replace their old vectors.
+
+    With `sparse_stats` (a file path) and a store on a dotproduct index, BM25 statistics are fitted
+    there and every vector gets sparse values too (`fit_sparse`)."""
     from langchain_core.indexing import index
 
+    if sparse_stats is not None:
+        docs = fit_sparse(docs, store, sparse_stats, prune)
     manager = record_manager(records_db, records_namespace)
     result = index(
         _counting(docs, progress),

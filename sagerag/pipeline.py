@@ -46,6 +46,7 @@ class Pipeline:
         """The LCEL chain over this pipeline's LLM and store (see `sagerag.chains.build_rag_chain`)."""
         from sagerag.chains import build_rag_chain
 
+        kwargs.setdefault("min_score", self.min_score)
         return build_rag_chain(self.llm, self.store, **kwargs)
 
     def retrieval_qa(self, **kwargs: Any) -> Any:
@@ -61,8 +62,24 @@ class Pipeline:
 
     @property
     def records_namespace(self) -> str:
-        where = "local" if self.mode != "remote" else (self.settings.pinecone_host or "pinecone-cloud")
-        return f"{where}/{self.settings.pinecone_index}/{self.settings.pinecone_namespace}"
+        return _records_namespace(self.settings, self.mode)
+
+    @property
+    def sparse_stats(self) -> Path:
+        """The BM25 statistics of this index and namespace: beside the ledger, which every ingest and query
+        of this configuration reaches (for a remote Pinecone too), keyed by the ledger's namespace."""
+        from sagerag.stores.sparse import stats_path
+
+        return stats_path(self.settings.data_dir, self.records_namespace)
+
+    @property
+    def min_score(self) -> float | None:
+        """The score gate: the configured one, else the calibrated default for the store's mode."""
+        from sagerag.chains.abstain import default_min_score
+
+        if self.settings.min_score is not None:
+            return self.settings.min_score
+        return default_min_score(self.store)
 
     def describe(self) -> str:
         """One line saying where requests go (no secrets)."""
@@ -83,6 +100,11 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _records_namespace(settings: Settings, mode: str) -> str:
+    where = "local" if mode != "remote" else (settings.pinecone_host or "pinecone-cloud")
+    return f"{where}/{settings.pinecone_index}/{settings.pinecone_namespace}"
 
 
 def _running_server(data_dir: Path) -> dict[str, str] | None:
@@ -167,10 +189,27 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
     dimension = len(embeddings.embed_query("dimension probe"))
-    ensure_index(pc, settings.pinecone_index, dimension)
-    store = PineconeStore.from_index_name(
-        pc, settings.pinecone_index, embeddings, namespace=settings.pinecone_namespace
+    hybrid = settings.retrieval == "hybrid"
+    # A new index is dotproduct in hybrid mode; dense-only retrieval also works on an existing dotproduct
+    # index (MiniLM vectors are unit length, so dotproduct ranks and scores as cosine).
+    ensure_index(
+        pc,
+        settings.pinecone_index,
+        dimension,
+        metric="dotproduct" if hybrid else "cosine",
+        also_accept=() if hybrid else ("dotproduct",),
     )
+    store = PineconeStore.from_index_name(
+        pc,
+        settings.pinecone_index,
+        embeddings,
+        namespace=settings.pinecone_namespace,
+        alpha=settings.alpha if hybrid else 1.0,
+    )
+    if store.metric == "dotproduct":
+        from sagerag.stores.sparse import load_stats, stats_path
+
+        store.sparse = load_stats(stats_path(settings.data_dir, _records_namespace(settings, mode)))
     return Pipeline(settings, llm, embeddings, store, mode, runtime_url, pinecone_host, stack)
 
 

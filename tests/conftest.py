@@ -70,7 +70,7 @@ def remote_servers(
 
     with LocalPinecone(root / "pinecone", api_key=PINECONE_KEY) as pinecone:
         pc = pinecone.client()
-        ensure_index(pc, "sagerag", 384)
+        ensure_index(pc, "sagerag", 384, metric="dotproduct")  # what hybrid retrieval (the default) needs
         embeddings = SagemakerEmbeddings(endpoint_name="minilm", client=runtime.client())
         PineconeStore.from_index_name(pc, "sagerag", embeddings).add_texts([FACT], [{"source": "fact#0"}])
         yield {"runtime": runtime, "pinecone": pinecone, "root": root}

@@ -11,14 +11,25 @@ from collections.abc import Sequence
 
 from sagerag.prompts.templates import IDK
 
-DEFAULT_MIN_SCORE = 0.40
-"""Lowest top-1 retrieval similarity at which the chain still asks the model.
+DEFAULT_MIN_SCORES: dict[str, float] = {"dense": 0.335, "hybrid": 0.30}
+"""Lowest top-1 retrieval score at which the chain still asks the model, per retrieval mode.
 
-Calibrated for MiniLM (all-MiniLM-L6-v2) cosine similarity on the SageMaker FAQ: the 5th percentile of
-in-scope questions' top-1 cosine is about 0.55 and out-of-scope questions reach at most about 0.30, so
-0.40 sits in the gap. Re-measure it (README, "Calibrating the abstention threshold") for another
-embedding model, metric or corpus; pass ``min_score=None`` to disable the gate.
+A hybrid score (`alpha * cosine + (1 - alpha) * BM25`) is not a cosine, so each mode has its own gate.
+Both were chosen on the tuning half of the hand-written paraphrase set (evals/dev_*.jsonl) with FAQ rows
+indexed as question + answer and alpha 0.7: the highest threshold that refuses at most 3% of the tuning
+half's in-scope questions (a margin under the 5% target, which a ~100-question half measures only to a
+few points). `scripts/calibrate_threshold.py` re-measures them for another embedding model, corpus or
+alpha; docs/benchmarks.md has the numbers. Pass ``min_score=None`` to disable the gate.
 """
+DEFAULT_MIN_SCORE = DEFAULT_MIN_SCORES["dense"]
+"""The dense-only gate: the default for stores and retrievers that do not say they are hybrid."""
+
+
+def default_min_score(source: object) -> float:
+    """The calibrated gate for a store or retriever: the hybrid one when it queries hybrid scores."""
+    store = getattr(source, "vectorstore", source)  # a VectorStoreRetriever wraps its store
+    return DEFAULT_MIN_SCORES["hybrid" if getattr(store, "hybrid", False) is True else "dense"]
+
 
 _IDK_PHRASES = ("i don't know", "i do not know", "i dont know")
 _LEAD = " \t\r\n\"'*`_>-:"  # markup a model may put before its answer

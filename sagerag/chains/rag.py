@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
@@ -31,7 +31,7 @@ from langchain_core.runnables.utils import AddableDict
 from langchain_core.vectorstores import VectorStore
 
 from sagerag.chains._retrieval import Scored, aretrieve, check_source, retrieve, source_record
-from sagerag.chains.abstain import DEFAULT_MIN_SCORE, AnswerStream, gate
+from sagerag.chains.abstain import AnswerStream, default_min_score, gate
 from sagerag.errors import ConfigurationError, InputError
 from sagerag.prompts.context import DEFAULT_MAX_CHARS, TokenCounter, select_context
 from sagerag.prompts.sanitize import neutralize
@@ -57,7 +57,7 @@ def build_rag_chain(
     prompt: str | Path | PromptTemplate | None = None,
     k: int = 5,
     max_context_chars: int | None = DEFAULT_MAX_CHARS,
-    min_score: float | None = DEFAULT_MIN_SCORE,
+    min_score: float | Literal["auto"] | None = "auto",
     max_concurrency: int = 4,
     *,
     max_context_tokens: int | None = None,
@@ -68,7 +68,8 @@ def build_rag_chain(
 
     Retrieval from a vector store uses ``similarity_search_with_score`` (scores must be similarities,
     higher is better); from a retriever, ``doc.metadata["score"]`` when present. The model is not
-    called when nothing is retrieved or the best score is below ``min_score``. ``max_concurrency`` is
+    called when nothing is retrieved or the best score is below ``min_score`` (``"auto"``: the calibrated
+    gate for the store's retrieval mode, see ``chains.abstain.DEFAULT_MIN_SCORES``). ``max_concurrency`` is
     the default for ``batch``/``abatch`` (override with ``config={"max_concurrency": n}``).
     ``max_context_tokens`` (see :func:`sagerag.prompts.token_budget`) bounds the context in tokens too.
     Passages scoring below ``min_score`` are left out of the context. ``best_last`` (default on) lays
@@ -80,6 +81,8 @@ def build_rag_chain(
     if max_concurrency < 1:
         raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
     source = check_source(store_or_retriever)
+    if min_score == "auto":
+        min_score = default_min_score(store_or_retriever)
     generate: Runnable[dict[str, str], str] = resolve_prompt(prompt) | llm | StrOutputParser()
 
     def plan(question: str, scored: Scored) -> dict[str, Any]:

@@ -44,9 +44,11 @@ def _pipeline(data_dir: Path | None = None, namespace: str | None = None, quiet:
 
 
 def _chain_kwargs(prompt: str | None, k: int, min_score: float | None) -> dict[str, Any]:
-    from sagerag.chains import DEFAULT_MIN_SCORE
-
-    return {"prompt": prompt, "k": k, "min_score": DEFAULT_MIN_SCORE if min_score is None else min_score}
+    """Without --min-score the pipeline applies its gate (settings, else the retrieval mode's default)."""
+    kwargs: dict[str, Any] = {"prompt": prompt, "k": k}
+    if min_score is not None:
+        kwargs["min_score"] = min_score
+    return kwargs
 
 
 def _print_answer(result: dict[str, Any], show_answer: bool = True) -> None:
@@ -128,32 +130,35 @@ def cmd_ingest(
         bool, typer.Option(help="Remove stored vectors of documents no longer in these sources.")
     ] = False,
     mode: Annotated[
-        str, typer.Option(help="CSV text to index: 'answer' (as the seed) or 'question+answer'.")
-    ] = "answer",
+        str | None,
+        typer.Option(
+            help="CSV text to index: 'question+answer' (default; SAGERAG_INDEX_TEXT) or 'answer' (the seed's)."
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
     from sagerag.ingest import LoadReport, ingest_documents, load_path
 
-    if mode not in ("answer", "question+answer"):
+    if mode not in (None, "answer", "question+answer"):
         raise InputError(f"--mode must be 'answer' or 'question+answer', not {mode!r}")
     report = LoadReport()
-    docs = [doc for path in paths for doc in load_path(path, mode=mode, report=report)]  # type: ignore[arg-type]
-    for warning in report.warnings:
-        _output.info(f"warning: {warning}")
-    with (
-        _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
-        progress_bar("ingesting", len(docs), as_json) as advance,
-    ):
-        result = ingest_documents(
-            docs,
-            pipeline.store,
-            pipeline.records_db,
-            pipeline.records_namespace,
-            prune=prune,
-            progress=advance,
-        )
+    with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
+        text_mode = mode or pipeline.settings.index_text
+        docs = [doc for path in paths for doc in load_path(path, mode=text_mode, report=report)]  # type: ignore[arg-type]
+        for warning in report.warnings:
+            _output.info(f"warning: {warning}")
+        with progress_bar("ingesting", len(docs), as_json) as advance:
+            result = ingest_documents(
+                docs,
+                pipeline.store,
+                pipeline.records_db,
+                pipeline.records_namespace,
+                prune=prune,
+                progress=advance,
+                sparse_stats=pipeline.sparse_stats,
+            )
         total = pipeline.store.index.describe_index_stats()
     counts = {
         "added": result.added,
@@ -291,7 +296,12 @@ def cmd_demo(
         _output.info(pipeline.describe())
         with progress_bar("ingesting the sample FAQ", len(docs), False) as advance:
             result = ingest_documents(
-                docs, pipeline.store, pipeline.records_db, pipeline.records_namespace, progress=advance
+                docs,
+                pipeline.store,
+                pipeline.records_db,
+                pipeline.records_namespace,
+                progress=advance,
+                sparse_stats=pipeline.sparse_stats,
             )
         _output.info(f"{len(docs)} documents: {result.added} added, {result.skipped} already stored")
         chain = pipeline.rag_chain()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,11 @@ from sagerag.cli import _output
 from sagerag.cli._progress import progress_bar
 from sagerag.cli.commands import DataDir, MinScoreOpt, Namespace, _pipeline
 from sagerag.errors import InputError
+
+if TYPE_CHECKING:
+    from sagerag.pipeline import Pipeline
+    from sagerag.questions import Question
+    from sagerag.stores import PineconeStore
 
 
 def cmd_eval(
@@ -56,44 +61,99 @@ def cmd_eval(
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write one CSV row per configuration.")
     ] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Draw a comparison chart (.png).")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Draw a comparison chart with the refusal trade-off curves (.png)."),
+    ] = None,
+    retrieval: Annotated[
+        list[str] | None,
+        typer.Option("--retrieval", help="dense or hybrid (default: as configured); repeat to compare."),
+    ] = None,
+    alpha: Annotated[
+        list[float] | None,
+        typer.Option("--alpha", min=0.0, max=1.0, help="Dense weight of hybrid queries; repeat to compare."),
+    ] = None,
+    index_text: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--index-text",
+            help="question+answer or answer: index --corpus both ways (own namespaces) and compare.",
+        ),
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option("--corpus", help="FAQ .csv to index for --index-text (idempotent, namespace eval-*)."),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="Only questions whose 'split' field is this (e.g. tune or test)."),
+    ] = None,
     namespace: Namespace = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Evaluate one or more configurations side by side: recall@1/5, MRR, answer F1 and support,
-    refusals in and out of scope, latency. Resumable with --results."""
-    from sagerag.chains import DEFAULT_MIN_SCORE
+    """Evaluate configurations side by side: retrieval (dense or hybrid, alpha, what is indexed), recall@1/5,
+    MRR, answer F1 and support, refusals in and out of scope with the refusal trade-off, latency.
+    Resumable with --results."""
     from sagerag.evaluation import EvalConfig, label_questions, run_eval
     from sagerag.evaluation.report import build_report, rich_table, write_csv, write_json
+    from sagerag.evaluation.runner import RunStats
     from sagerag.questions import read_questions
     from sagerag.resume import ResultLog
 
     if chain not in ("lcel", "retrievalqa"):
         raise InputError(f"--chain must be 'lcel' or 'retrievalqa', not {chain!r}")
+    for mode in retrieval or []:
+        if mode not in ("dense", "hybrid"):
+            raise InputError(f"--retrieval must be 'dense' or 'hybrid', not {mode!r}")
+    for text in index_text or []:
+        if text not in ("question+answer", "answer"):
+            raise InputError(f"--index-text must be 'question+answer' or 'answer', not {text!r}")
+    if index_text and corpus is None:
+        raise InputError("--index-text needs --corpus (the FAQ .csv to index each way)")
+    texts: list[str | None] = list(dict.fromkeys(index_text or []))
+    if not texts:
+        texts = [None] if corpus is None else ["question+answer"]
+    modes: list[str | None] = list(dict.fromkeys(retrieval or [])) or [None]
+    alphas: list[float | None] = list(dict.fromkeys(alpha or [])) or [None]
     configs = [
         EvalConfig(
             prompt=p,
             k=k,
-            min_score=DEFAULT_MIN_SCORE if min_score is None else min_score,
+            min_score="auto" if min_score is None else min_score,
             max_context_chars=max_context_chars,
             chain=chain,  # type: ignore[arg-type]
             generate=generate,
+            retrieval=mode,  # type: ignore[arg-type]
+            alpha=a,
+            index_text=text,
         )
         for p in dict.fromkeys(prompts or ["default"])
+        for text in texts
+        for mode in modes
+        for a in (alphas if mode != "dense" else [None])
     ]
     if len({c.name for c in configs}) != len(configs):
         raise InputError("two --prompt values share a name; rename one template file")
-    in_scope = read_questions(questions).questions[:limit]
-    out = read_questions(out_of_scope).questions[:limit] if out_of_scope else []
+    in_scope = _split(read_questions(questions).questions, split)[:limit]
+    out = _split(read_questions(out_of_scope).questions, split)[:limit] if out_of_scope else []
     items = label_questions(in_scope, out)
     log_path = results or Path(tempfile.mkdtemp(prefix="sagerag-eval-")) / "results.jsonl"
     with ResultLog.open(log_path, restart=restart) as log, _pipeline(data_dir, namespace) as pipeline:
+        stores = {text: _indexed(pipeline, corpus, text) for text in texts}
         total = len(configs) * len(items)
         already = sum(1 for _ in log.done)
         if results and already and not restart:
             _output.info(f"resuming from {log_path} ({already} results there; done ones are skipped)")
+        records: dict[str, list[dict[str, Any]]] = {}
+        stats = RunStats()
         with progress_bar("evaluating", total) as advance:
-            records, stats = run_eval(configs, items, pipeline.store, pipeline.llm, log, concurrency, advance)
+            for indexed_as, store in stores.items():
+                group = [c for c in configs if c.index_text == indexed_as]
+                found, run = run_eval(group, items, store, pipeline.llm, log, concurrency, advance)
+                records.update(found)
+                stats.evaluated += run.evaluated
+                stats.skipped += run.skipped
+                stats.failures += run.failures
     for failure in stats.failures:
         _output.info(f"failed: {failure}")
     _output.info(
@@ -122,6 +182,38 @@ def cmd_eval(
         _output.info(f"chart: {plot}")
     if stats.failures:
         raise typer.Exit(_output.EXIT_FAILURE)
+
+
+def _split(questions: list[Question], split: str | None) -> list[Question]:
+    """The questions of one half; questions without a `split` field belong to every half."""
+    if split is None:
+        return questions
+    return [q for q in questions if q.extra.get("split") in (None, split)]
+
+
+def _indexed(pipeline: Pipeline, corpus: Path | None, text: str | None) -> PineconeStore:
+    """A store over `corpus` indexed as `text`, in its own namespace (idempotent: re-runs add nothing)."""
+    import copy
+
+    from sagerag.ingest import ingest_documents, load_path
+    from sagerag.stores.sparse import stats_path
+
+    if corpus is None or text is None:
+        return pipeline.store
+    store = copy.copy(pipeline.store)
+    store.namespace = f"{pipeline.settings.pinecone_namespace}eval-{text.replace('+', '-')}"
+    store.sparse = None
+    records_namespace = f"{pipeline.records_namespace}#{store.namespace}"
+    docs = load_path(corpus, mode=text)  # type: ignore[arg-type]
+    result = ingest_documents(
+        docs,
+        store,
+        pipeline.records_db,
+        records_namespace,
+        sparse_stats=stats_path(pipeline.settings.data_dir, records_namespace),
+    )
+    _output.info(f"{corpus.name} indexed as {text} in namespace {store.namespace!r}: {result.added} added")
+    return store
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 
 from sagerag.evaluation.runner import EvalConfig, summarize
+from sagerag.evaluation.tradeoff import refusal_curve, threshold_for
 
 METRICS: list[tuple[str, str, str]] = [
     ("recall@1", "retrieval recall@1", "rate"),
@@ -33,8 +34,10 @@ def build_report(
     """The whole result: run metadata plus, per configuration, its settings, metrics and counts."""
     entries = []
     for config in configs:
-        summary = summarize(records.get(config.key, []))
+        rows = records.get(config.key, [])
+        summary = summarize(rows)
         counts = summary.pop("counts")
+        gates = {r.get("min_score") for r in rows}
         entries.append(
             {
                 "name": config.name,
@@ -42,6 +45,9 @@ def build_report(
                 "settings": config.settings(),
                 "metrics": summary,
                 "counts": counts,
+                "min_score": gates.pop() if len(gates) == 1 else None,
+                "threshold_5pct": threshold_for(rows, 0.05) if counts["in_scope"] else None,
+                "tradeoff": refusal_curve(rows) if counts["in_scope"] and counts["out_of_scope"] else [],
             }
         )
     return {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), **meta, "configs": entries}
@@ -63,6 +69,13 @@ def rich_table(report: dict[str, Any]) -> Table:
         table.add_row(label, *(format_value(e["metrics"][key], kind) for e in report["configs"]))
     for key in ("in_scope", "out_of_scope", "answered_in_scope"):
         table.add_row(key.replace("_", " "), *(str(e["counts"][key]) for e in report["configs"]))
+    table.add_row(
+        "score gate (min_score)", *(format_value(e.get("min_score"), "rate") for e in report["configs"])
+    )
+    table.add_row(
+        "gate for <=5% wrongly refused",
+        *(format_value(e.get("threshold_5pct"), "rate") for e in report["configs"]),
+    )
     return table
 
 
@@ -72,7 +85,17 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
 
 def write_csv(report: dict[str, Any], path: str | Path) -> None:
     """One row per configuration: its name, settings, metrics (empty where not measured) and counts."""
-    rows = [{"name": e["name"], **e["settings"], **e["metrics"], **e["counts"]} for e in report["configs"]]
+    rows = [
+        {
+            "name": e["name"],
+            **e["settings"],
+            **e["metrics"],
+            **e["counts"],
+            "gate": e.get("min_score"),
+            "threshold_5pct": e.get("threshold_5pct"),
+        }
+        for e in report["configs"]
+    ]
     with Path(path).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()

@@ -8,6 +8,7 @@ back, so generation sees exactly what was scored and no question is searched twi
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,8 +22,8 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
-from sagerag.chains import DEFAULT_MIN_SCORE, build_rag_chain, build_retrieval_qa, normalize_answer
-from sagerag.chains.abstain import gate
+from sagerag.chains import build_rag_chain, build_retrieval_qa, normalize_answer
+from sagerag.chains.abstain import default_min_score, gate
 from sagerag.evaluation import metrics
 from sagerag.prompts.context import DEFAULT_MAX_CHARS
 from sagerag.questions import Question
@@ -34,6 +35,7 @@ RETRIEVAL_DEPTH = 5
 
 ChainKind = Literal["lcel", "retrievalqa"]
 Scope = Literal["in", "out"]
+Retrieval = Literal["dense", "hybrid"]
 
 
 @dataclass(frozen=True)
@@ -44,26 +46,43 @@ class EvalConfig:
     """Built-in prompt name or template file."""
     k: int = 5
     """Passages the chain puts in the context (at most)."""
-    min_score: float | None = DEFAULT_MIN_SCORE
-    """Retrieval-score gate; None disables it. The classic RetrievalQA chain has no gate when generating."""
+    min_score: float | Literal["auto"] | None = "auto"
+    """Retrieval-score gate; "auto" is the retrieval mode's calibrated default, None disables it. The
+    classic RetrievalQA chain has no gate when generating."""
     max_context_chars: int | None = DEFAULT_MAX_CHARS
     """Context budget in characters."""
     chain: ChainKind = "lcel"
     """`lcel` (the RAG chain with its gate) or `retrievalqa` (the classic chain)."""
     generate: bool = True
     """False: retrieval and the score gate only, no LLM call (fast; for calibration)."""
+    retrieval: Retrieval | None = None
+    """`dense` or `hybrid`; None keeps the store's own mode."""
+    alpha: float | None = None
+    """Dense weight of hybrid queries; None keeps the store's."""
+    index_text: str | None = None
+    """Label of what the store indexes (`question+answer` or `answer`); the caller picks the store."""
+    label: str | None = None
+    """Column name; default: the prompt name plus whatever retrieval option was set."""
 
     @property
     def name(self) -> str:
         """Short label for tables and charts: the prompt name, or a template file's stem."""
-        return Path(self.prompt).stem if ("/" in self.prompt or "." in self.prompt) else self.prompt
+        if self.label:
+            return self.label
+        base = Path(self.prompt).stem if ("/" in self.prompt or "." in self.prompt) else self.prompt
+        alpha = f"a={self.alpha:g}" if self.retrieval != "dense" and self.alpha is not None else ""
+        text = {"question+answer": "q+a", "answer": "ans"}.get(self.index_text or "", self.index_text or "")
+        return " ".join(p for p in (base, self.retrieval or "", alpha, text) if p)
 
     @property
     def key(self) -> str:
-        return (
+        key = (
             f"{self.prompt}|k={self.k}|min={self.min_score}|ctx={self.max_context_chars}|{self.chain}"
             f"|{'gen' if self.generate else 'nogen'}"
         )
+        if self.retrieval or self.alpha is not None or self.index_text:
+            key += f"|{self.retrieval}|a={self.alpha}|{self.index_text}"
+        return key
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -73,7 +92,21 @@ class EvalConfig:
             "max_context_chars": self.max_context_chars,
             "chain": self.chain,
             "generate": self.generate,
+            "retrieval": self.retrieval,
+            "alpha": self.alpha,
+            "index_text": self.index_text,
         }
+
+    def view(self, store: PineconeStore) -> PineconeStore:
+        """The store as this configuration queries it (a shallow copy with its mode and alpha)."""
+        if self.retrieval is None and self.alpha is None:
+            return store
+        view = copy.copy(store)
+        if self.retrieval == "dense":
+            view.alpha = 1.0
+        elif self.alpha is not None:
+            view.alpha = self.alpha
+        return view
 
 
 @dataclass
@@ -85,14 +118,18 @@ class EvalQuestion:
 
     @property
     def gold(self) -> list[int]:
-        """Gold rows: `answer_id` plus `also_correct_ids` (0-based data rows of the corpus)."""
+        """Gold rows: `answer_id`, `answer_ids` and `also_correct_ids` (0-based data rows of the corpus)."""
         extra = self.question.extra
-        rows = [extra.get("answer_id"), *(extra.get("also_correct_ids") or [])]
+        rows = [
+            extra.get("answer_id"),
+            *(extra.get("answer_ids") or []),
+            *(extra.get("also_correct_ids") or []),
+        ]
         return [int(r) for r in rows if isinstance(r, int | float) and not isinstance(r, bool)]
 
     @property
     def reference(self) -> str | None:
-        answer = self.question.extra.get("answer")
+        answer = self.question.extra.get("answer", self.question.extra.get("reference"))
         return answer if isinstance(answer, str) and answer.strip() else None
 
 
@@ -130,8 +167,13 @@ class Evaluator:
     llm: BaseLanguageModel[Any] | None = None
     _handed: _Handed = field(init=False, default_factory=_Handed)
     _chain: Any = field(init=False, default=None)
+    min_score: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.store = self.config.view(self.store)
+        self.min_score = (
+            default_min_score(self.store) if self.config.min_score == "auto" else self.config.min_score
+        )
         if not self.config.generate:
             return
         if self.llm is None:
@@ -148,7 +190,7 @@ class Evaluator:
                 prompt=c.prompt,
                 k=c.k,
                 max_context_chars=c.max_context_chars,
-                min_score=c.min_score,
+                min_score=self.min_score,
             )
 
     def _generate(self, question: str, scored: list[tuple[Document, float]]) -> tuple[str, bool]:
@@ -186,14 +228,15 @@ class Evaluator:
         embedded = time.perf_counter()
         depth = max(RETRIEVAL_DEPTH, self.config.k)
         scored = [
-            (d, float(s)) for d, s in self.store.similarity_search_by_vector_with_score(vector, k=depth)
+            (d, float(s))
+            for d, s in self.store.similarity_search_by_vector_with_score(vector, k=depth, text=question)
         ]
         searched = time.perf_counter()
         answer: str | None = None
         if self.config.generate:
             answer, abstained = self._generate(question, scored)
         else:
-            abstained = gate([s for _, s in scored[: self.config.k]], self.config.min_score)
+            abstained = gate([s for _, s in scored[: self.config.k]], self.min_score)
         finished = time.perf_counter()
         record: dict[str, Any] = {
             "id": result_id(self.config, item),
@@ -205,6 +248,7 @@ class Evaluator:
             "retrieved": [_row(d.metadata) for d, _ in scored],
             "scores": [round(s, 4) for _, s in scored],
             "abstained": abstained,
+            "min_score": self.min_score,
             "answer": answer,
             "latency_s": round(finished - started, 4),
             "embed_s": round(embedded - started, 4),

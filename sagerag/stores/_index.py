@@ -40,10 +40,13 @@ def ensure_index(
     timeout: float = 60,
     cloud: str = "aws",
     region: str = "us-east-1",
+    also_accept: tuple[str, ...] = (),
 ) -> str:
     """Create a managed (serverless) dense index, or check an existing one; return its host when ready.
 
-    Raises `IndexMismatchError` when an existing index has another dimension or metric, and
+    `metric="dotproduct"` is what sparse-dense (hybrid) records need; `also_accept` names other metrics
+    an existing index may have (dense-only retrieval of unit vectors ranks the same under cosine and
+    dotproduct). Raises `IndexMismatchError` when an existing index has another dimension or metric, and
     `ConfigurationError` when the key is rejected or the index is not ready within `timeout` seconds.
     """
     host = _control_host(pc)
@@ -79,7 +82,13 @@ def ensure_index(
             raise
         raise translated from None
     found_dimension, found_metric = index_shape(description)
-    if found_dimension != dimension or found_metric != metric:
+    if found_dimension == dimension and metric == "dotproduct" and found_metric != metric:
+        raise IndexMismatchError(
+            f"Pinecone index {name!r} uses the {found_metric} metric and cannot hold sparse values, which "
+            "hybrid retrieval needs (a dotproduct index); set SAGERAG_RETRIEVAL=dense to keep using it "
+            "dense-only, or use another index name (SAGERAG_PINECONE_INDEX) and re-ingest"
+        )
+    if found_dimension != dimension or (found_metric != metric and found_metric not in also_accept):
         raise IndexMismatchError(
             f"Pinecone index {name!r} has dimension {found_dimension} and metric {found_metric}, but the "
             f"embedding model needs dimension {dimension} and metric {metric}; use another index name or "

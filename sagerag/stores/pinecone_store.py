@@ -7,12 +7,20 @@ scores are "higher is better" for every metric.
 
 Scores: cosine -> cosine similarity; dotproduct -> dot product; euclidean -> `1 / (1 + d²)` where d² is
 the squared distance Pinecone returns, so 1.0 is identical and scores fall towards 0 with distance.
+
+Hybrid search: given fitted BM25 statistics (`sparse`) the store upserts each text's sparse values next to
+its dense ones (dotproduct index) and, with `alpha < 1`, queries with both, weighted as Pinecone documents
+(`stores.sparse.hybrid_query`): the score is `alpha * cosine + (1 - alpha) * BM25` for unit dense vectors.
+Each vector's metadata records the statistics version it was encoded with; a hybrid query that meets
+another version stops with `SparseStatsMismatchError` instead of ranking on inconsistent scores. With no
+statistics at hand (ingested from another data directory) queries are dense-only, with one warning.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,10 +29,13 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
+from sagerag.errors import IndexMismatchError, SparseStatsMismatchError
 from sagerag.stores import _retry
 from sagerag.stores._batching import check_record, split_batches
 from sagerag.stores._index import index_shape
+from sagerag.stores.sparse import VERSION_KEY, BM25Stats, hybrid_query
 
+_log = logging.getLogger(__name__)
 _FETCH_CHUNK = 100  # ids travel in the query string; keep URLs short
 _DELETE_CHUNK = 1000
 
@@ -56,7 +67,12 @@ class PineconeStore(VectorStore):
         max_workers: int = 4,
         max_attempts: int = 5,
         embed_batch_size: int = 256,
+        sparse: BM25Stats | None = None,
+        alpha: float = 1.0,
+        index_name: str | None = None,
     ) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
         self._index = index
         self._embedding = embedding
         self.namespace = namespace
@@ -65,10 +81,36 @@ class PineconeStore(VectorStore):
         self.max_workers = max_workers
         self.max_attempts = max_attempts
         self.embed_batch_size = embed_batch_size
+        self.sparse = sparse
+        """Fitted BM25 statistics: texts are upserted with sparse values when set (dotproduct index)."""
+        self.alpha = alpha
+        """Dense weight of a hybrid query; 1.0 (the default) queries the dense part only."""
+        self.index_name = index_name
+        self._warned = False
+
+    @property
+    def hybrid(self) -> bool:
+        """True when queries weight in BM25 scores (`alpha` < 1); needs a dotproduct index."""
+        return self.alpha < 1.0
+
+    def _require_dotproduct(self) -> None:
+        if self.metric != "dotproduct":
+            name = self.index_name or self._host()
+            raise IndexMismatchError(
+                f"Pinecone index {name!r} uses the {self.metric} metric and cannot hold or query sparse "
+                "values; hybrid retrieval needs a dotproduct index: set SAGERAG_RETRIEVAL=dense to use it "
+                "dense-only, or use another index name (SAGERAG_PINECONE_INDEX) and re-ingest"
+            )
 
     @classmethod
     def from_index_name(
-        cls, pc: Any, index_name: str, embedding: Embeddings, namespace: str = "", text_key: str = "text"
+        cls,
+        pc: Any,
+        index_name: str,
+        embedding: Embeddings,
+        namespace: str = "",
+        text_key: str = "text",
+        **kwargs: Any,
     ) -> PineconeStore:
         """Describe the index once (host and metric) and build the store from a `Pinecone` client."""
         host = getattr(pc, "config", None)
@@ -80,7 +122,15 @@ class PineconeStore(VectorStore):
                 raise
             raise translated from None
         _, metric = index_shape(description)
-        return cls(pc.Index(host=description.host), embedding, namespace, text_key, metric=metric)
+        return cls(
+            pc.Index(host=description.host),
+            embedding,
+            namespace,
+            text_key,
+            metric=metric,
+            index_name=index_name,
+            **kwargs,
+        )
 
     @property
     def embeddings(self) -> Embeddings:
@@ -126,11 +176,18 @@ class PineconeStore(VectorStore):
         final_ids = [i if i else stable_id(t, m) for t, m, i in zip(texts, metadatas, given, strict=True)]
         records: list[dict[str, Any]] = []
         sizes: list[int] = []
+        if self.sparse is not None:
+            self._require_dotproduct()
         vectors = self._embed(texts)
         for vector_id, text, meta, values in zip(final_ids, texts, metadatas, vectors, strict=True):
             metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
             metadata[self.text_key] = text
             record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
+            if self.sparse is not None:
+                metadata[VERSION_KEY] = self.sparse.version
+                encoded = self.sparse.encode_document(text)
+                if encoded.indices:  # Pinecone refuses empty sparse values
+                    record["sparse_values"] = encoded.as_dict()
             sizes.append(check_record(record, str(metadata.get("source") or "") or None))
             records.append(record)
         self._upsert(records, sizes, self._ns(namespace))
@@ -222,15 +279,61 @@ class PineconeStore(VectorStore):
         namespace: str | None = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        """Top `k` with similarity scores (higher is better for every metric)."""
+        """Top `k` with similarity scores (higher is better for every metric).
+
+        With `text` (the query's words) and a hybrid store, the query adds its BM25 sparse part and the
+        score is `alpha * dense + (1 - alpha) * sparse`."""
         ns = self._ns(namespace)
+        text = kwargs.get("text")
         vector = [float(x) for x in embedding]
+        sparse_vector: dict[str, Any] | None = None
+        hybrid = self.hybrid and text is not None
+        if hybrid:
+            self._require_dotproduct()
+            if self.sparse is not None:  # None: nothing ingested with sparse values yet (checked below)
+                vector, sparse = hybrid_query(vector, self.sparse.encode_query(str(text)), self.alpha)
+                sparse_vector = sparse.as_dict() if sparse is not None else None
         response = self._call(
             lambda: self._index.query(
-                vector=vector, top_k=k, filter=filter or None, namespace=ns, include_metadata=True
+                vector=vector,
+                sparse_vector=sparse_vector,
+                top_k=k,
+                filter=filter or None,
+                namespace=ns,
+                include_metadata=True,
             )
         )
+        if hybrid:
+            self._check_versions(response.matches, ns)
         return [(self._document(m.id, m.metadata), self._score(float(m.score))) for m in response.matches]
+
+    def _check_versions(self, matches: Sequence[Any], namespace: str) -> None:
+        """Stop when a hit was encoded with other BM25 statistics than the query's (scores would mix)."""
+        name = self.index_name or self._host()
+        if self.sparse is None:
+            # Statistics written by an ingest elsewhere (a remote Pinecone, another data directory): the
+            # dense part alone is still a consistent ranking, so answer with it and say how to get hybrid.
+            if not self._warned and any(VERSION_KEY in (m.metadata or {}) for m in matches):
+                self._warned = True
+                _log.warning(
+                    "index %r (namespace %r) holds sparse vectors, but their BM25 statistics are not in this "
+                    "data directory, so queries are dense-only; run `sagerag ingest` on the corpus here (it "
+                    "refits them) or point SAGERAG_DATA_DIR at the ingesting one",
+                    name,
+                    namespace,
+                )
+            return
+        expected = self.sparse.version
+        for match in matches:
+            found = (match.metadata or {}).get(VERSION_KEY)
+            if found != expected:
+                what = f"BM25 statistics version {found}" if found else "no sparse values"
+                raise SparseStatsMismatchError(
+                    f"index {name!r} (namespace {namespace!r}) holds vectors written with {what}, but the "
+                    f"statistics in use are version {expected}: the corpus was re-ingested elsewhere or the "
+                    "statistics file was replaced; re-run `sagerag ingest --prune` on the corpus to rewrite "
+                    "them, or set SAGERAG_RETRIEVAL=dense"
+                )
 
     def similarity_search_with_score(
         self,
@@ -241,7 +344,7 @@ class PineconeStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         return self.similarity_search_by_vector_with_score(
-            self._embedding.embed_query(query), k, filter=filter, namespace=namespace
+            self._embedding.embed_query(query), k, filter=filter, namespace=namespace, text=query
         )
 
     def similarity_search(

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from sagerag.chains import (
     DEFAULT_MIN_SCORE,
+    DEFAULT_MIN_SCORES,
     as_tool,
     build_rag_chain,
     build_retrieval_qa,
@@ -222,7 +223,21 @@ def test_gate_threshold_and_unscored_documents() -> None:
     assert out["abstained"] is False and out["sources"][0]["score"] is None
     low = ScoredRetriever(documents=[Document("passage", metadata={"score": 0.01})])
     assert not build_rag_chain(RecordingLLM(), low, min_score=None).invoke("q")["abstained"]
-    assert DEFAULT_MIN_SCORE == 0.40
+
+
+class HybridScoredRetriever(ScoredRetriever):
+    hybrid: bool = True
+    """Says its scores are hybrid (alpha * cosine + (1 - alpha) * BM25), as a hybrid PineconeStore does."""
+
+
+def test_default_gate_follows_the_retrieval_mode() -> None:
+    """A hybrid score is not a cosine: the same number can pass the hybrid gate and fail the dense one."""
+    between = (DEFAULT_MIN_SCORES["hybrid"] + DEFAULT_MIN_SCORES["dense"]) / 2
+    assert DEFAULT_MIN_SCORES["hybrid"] < between < DEFAULT_MIN_SCORE == DEFAULT_MIN_SCORES["dense"]
+    docs = [Document("passage", id="p", metadata={"score": between})]
+    assert build_rag_chain(RecordingLLM(fail=True), ScoredRetriever(documents=docs)).invoke("q")["abstained"]
+    hybrid = build_rag_chain(RecordingLLM(), HybridScoredRetriever(documents=docs)).invoke("q")
+    assert hybrid["abstained"] is False
 
 
 @pytest.mark.parametrize(

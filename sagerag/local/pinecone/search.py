@@ -2,7 +2,9 @@
 
 A snapshot is immutable: writers build a new one lazily instead of mutating, so queries never lock
 around the arithmetic. Scores follow Pinecone: cosine similarity and dot product (higher is better) and,
-for euclidean, the squared distance (lower is better).
+for euclidean, the squared distance (lower is better). Records with sparse values (dotproduct indexes
+only) add the sparse dot product to the dense one, as Pinecone scores a sparse-dense vector: one score,
+`dense . dense + sparse . sparse`, computed from an inverted index of the namespace's sparse values.
 """
 
 from __future__ import annotations
@@ -14,8 +16,25 @@ import numpy.typing as npt
 import orjson
 
 from sagerag.local.pinecone.filter import Mask, MetadataTable
+from sagerag.local.pinecone.storage import unpack_sparse
 
 F32 = npt.NDArray[np.float32]
+Postings = dict[int, tuple[npt.NDArray[np.int64], F32]]
+"""Sparse term -> (rows holding it, their values)."""
+
+
+def build_postings(sparse: list[bytes | None]) -> Postings:
+    """The inverted index of packed sparse values (`storage.pack_sparse`), per row."""
+    rows: dict[int, list[int]] = {}
+    vals: dict[int, list[float]] = {}
+    for row, blob in enumerate(sparse):
+        unpacked = unpack_sparse(blob)
+        if unpacked is None:
+            continue
+        for index, value in zip(unpacked[0].tolist(), unpacked[1].tolist(), strict=True):
+            rows.setdefault(index, []).append(row)
+            vals.setdefault(index, []).append(value)
+    return {i: (np.asarray(rows[i], dtype=np.int64), np.asarray(vals[i], dtype=np.float32)) for i in rows}
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,7 @@ class NamespaceSnapshot:
     metric: str
     sq_norms: F32 | None = None  # for euclidean
     position: dict[str, int] = field(default_factory=dict)
+    postings: Postings = field(default_factory=dict)
     table: MetadataTable = field(init=False)
 
     def __post_init__(self) -> None:
@@ -35,7 +55,13 @@ class NamespaceSnapshot:
 
     @classmethod
     def build(
-        cls, ids: list[str], blob: bytes, metadata: list[str | None], dimension: int, metric: str
+        cls,
+        ids: list[str],
+        blob: bytes,
+        metadata: list[str | None],
+        dimension: int,
+        metric: str,
+        sparse: list[bytes | None] | None = None,
     ) -> NamespaceSnapshot:
         matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(ids), dimension)
         sq_norms: F32 | None = None
@@ -46,10 +72,28 @@ class NamespaceSnapshot:
         elif metric == "euclidean":
             sq_norms = np.einsum("ij,ij->i", matrix, matrix)
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        return cls(ids, matrix, metadata, metric, sq_norms, {id_: i for i, id_ in enumerate(ids)})
+        positions = {id_: i for i, id_ in enumerate(ids)}
+        return cls(ids, matrix, metadata, metric, sq_norms, positions, build_postings(sparse or []))
 
-    def search(self, query: F32, top_k: int, mask: Mask | None) -> list[tuple[int, float]]:
-        """Row numbers and Pinecone scores of the best `top_k` rows that pass `mask`, best first."""
+    def sparse_scores(self, indices: npt.NDArray[np.uint32], values: F32) -> F32:
+        """Each row's dot product with a sparse query (float32 accumulation, as the dense part)."""
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        for index, value in zip(indices.tolist(), values.tolist(), strict=True):
+            posting = self.postings.get(index)
+            if posting is not None:
+                out[posting[0]] += np.float32(value) * posting[1]
+        return out
+
+    def search(
+        self,
+        query: F32,
+        top_k: int,
+        mask: Mask | None,
+        sparse: tuple[npt.NDArray[np.uint32], F32] | None = None,
+    ) -> list[tuple[int, float]]:
+        """Row numbers and Pinecone scores of the best `top_k` rows that pass `mask`, best first.
+
+        `sparse` (dotproduct only, checked by the caller) adds each row's sparse dot product."""
         if not self.ids:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32)
@@ -64,6 +108,8 @@ class NamespaceSnapshot:
             key = 2.0 * raw - self.sq_norms
         else:
             key = raw
+        if sparse is not None:
+            key = key + self.sparse_scores(*sparse)
         if mask is not None:
             candidates = np.flatnonzero(mask)
             if candidates.size == 0:

@@ -14,7 +14,14 @@ import numpy as np
 
 from sagerag.local.pinecone.filter import evaluate_filter
 from sagerag.local.pinecone.search import NamespaceSnapshot
-from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.storage import (
+    IndexRecord,
+    PineconeStorage,
+    Row,
+    VectorRow,
+    pack_sparse,
+    unpack_sparse,
+)
 from sagerag.local.pinecone.validation import (
     DEFAULT_NAMESPACE_LABEL,
     DEFAULT_PAGE,
@@ -27,6 +34,7 @@ from sagerag.local.pinecone.validation import (
     check_index_name,
     check_metadata,
     check_namespace_name,
+    check_sparse,
     check_top_k,
     check_vector,
     clean_metadata,
@@ -37,6 +45,17 @@ from sagerag.local.pinecone.validation import (
     not_supported,
     parse_namespace,
 )
+
+
+def _vector_entry(row: VectorRow) -> dict[str, Any]:
+    """A stored vector as fetch answers it: values, sparseValues when it has them, metadata."""
+    entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
+    sparse = unpack_sparse(row.sparse)
+    if sparse is not None:
+        entry["sparseValues"] = {"indices": sparse[0].tolist(), "values": sparse[1].tolist()}
+    if row.metadata:
+        entry["metadata"] = decode_metadata(row.metadata)
+    return entry
 
 
 class PineconeService:
@@ -156,15 +175,20 @@ class PineconeService:
                 f"the maximum is {MAX_UPSERT_VECTORS} per request"
             )
         namespace = parse_namespace(body.get("namespace"))
-        rows: dict[str, tuple[str, bytes, str | None]] = {}
+        rows: dict[str, Row] = {}
         for item in vectors:
             if not isinstance(item, dict):
                 raise bad_request("each vector must be an object with 'id' and 'values'")
             vector_id = check_id(item.get("id"))
-            values = check_vector(
-                item.get("values"), record.dimension, record.metric, f"Vector {vector_id!r}"
+            what = f"Vector {vector_id!r}"
+            values = check_vector(item.get("values"), record.dimension, record.metric, what)
+            sparse = check_sparse(item.get("sparseValues"), record.metric, what)
+            rows[vector_id] = (
+                vector_id,
+                values.tobytes(),
+                check_metadata(vector_id, item.get("metadata")),
+                pack_sparse(*sparse) if sparse is not None else None,
             )
-            rows[vector_id] = (vector_id, values.tobytes(), check_metadata(vector_id, item.get("metadata")))
         with self._index_lock(index):
             self._require_live(index)
             self.storage.upsert(index, namespace, rows.values())
@@ -180,6 +204,7 @@ class PineconeService:
         filter_ = body.get("filter")
         if filter_ is not None:
             check_filter(filter_)
+        sparse = check_sparse(body.get("sparseVector"), record.metric, "Query")
         snapshot = self.snapshot(record, namespace)
         if body.get("vector") is not None:
             query = check_vector(body["vector"], record.dimension, record.metric, "Query vector")
@@ -191,7 +216,7 @@ class PineconeService:
         else:
             raise bad_request("query needs 'vector' or 'id'")
         mask = evaluate_filter(filter_, snapshot.table) if filter_ else None
-        hits = snapshot.search(query, top_k, mask)
+        hits = snapshot.search(query, top_k, mask, sparse)
         include_metadata = bool(body.get("includeMetadata"))
         include_values = bool(body.get("includeValues"))
         stored = (
@@ -225,10 +250,7 @@ class PineconeService:
             check_id(vector_id)
         vectors: dict[str, Any] = {}
         for row in self.storage.fetch(index, ns, ids):
-            entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
-            if row.metadata:
-                entry["metadata"] = decode_metadata(row.metadata)
-            vectors[row.id] = entry
+            vectors[row.id] = _vector_entry(row)
         return {"vectors": vectors, "namespace": ns, "usage": {"readUnits": 1}}
 
     def delete(self, index: str, body: Any) -> None:
@@ -278,6 +300,7 @@ class PineconeService:
             if body.get("values") is not None
             else None
         )
+        new_sparse = check_sparse(body.get("sparseValues"), record.metric, f"Vector {vector_id!r}")
         patch = clean_metadata(vector_id, set_metadata or {})
         with self._index_lock(index):
             self._require_live(index)
@@ -285,9 +308,10 @@ class PineconeService:
             if rows:  # an unknown id is not an error in Pinecone: nothing is written
                 current = rows[0]
                 values = current.values if new_values is None else new_values
+                sparse_blob = current.sparse if new_sparse is None else pack_sparse(*new_sparse)
                 metadata = {**decode_metadata(current.metadata), **patch}
                 meta_text = encode_metadata(vector_id, metadata)
-                self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text)])
+                self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text, sparse_blob)])
                 self._drop(index, namespace)
         return {}
 
@@ -313,7 +337,7 @@ class PineconeService:
                 rows = []
                 for row in self.storage.fetch(record.name, namespace, ids):
                     metadata = {**decode_metadata(row.metadata), **patch}
-                    rows.append((row.id, row.values.tobytes(), encode_metadata(row.id, metadata)))
+                    rows.append((row.id, row.values.tobytes(), encode_metadata(row.id, metadata), row.sparse))
                 self.storage.upsert(record.name, namespace, rows)
                 self._drop(record.name, namespace)
         return {"matchedRecords": len(ids)}
@@ -358,10 +382,7 @@ class PineconeService:
         page = ids[:limit]
         vectors: dict[str, Any] = {}
         for row in sorted(self.storage.fetch(index, namespace, page), key=lambda r: r.id):
-            entry: dict[str, Any] = {"id": row.id, "values": row.values.tolist()}
-            if row.metadata:
-                entry["metadata"] = decode_metadata(row.metadata)
-            vectors[row.id] = entry
+            vectors[row.id] = _vector_entry(row)
         result: dict[str, Any] = {"vectors": vectors, "namespace": namespace, "usage": {"readUnits": 1}}
         if len(ids) > limit:
             result["pagination"] = {"next": _encode_token(page[-1])}
@@ -455,8 +476,8 @@ class PineconeService:
         with self._index_lock(record.name):
             snap = self._snapshots.get(key)
             if snap is None:
-                ids, blob, metadata = self.storage.load_namespace(record.name, namespace)
-                snap = NamespaceSnapshot.build(ids, blob, metadata, record.dimension, record.metric)
+                ids, blob, metadata, sparse = self.storage.load_namespace(record.name, namespace)
+                snap = NamespaceSnapshot.build(ids, blob, metadata, record.dimension, record.metric, sparse)
                 self._snapshots[key] = snap
         return snap
 

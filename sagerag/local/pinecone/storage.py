@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     id TEXT NOT NULL,
     vec BLOB NOT NULL,
     metadata TEXT,
+    sparse BLOB,
     PRIMARY KEY (index_name, namespace, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS namespaces (
@@ -42,6 +43,20 @@ CREATE TABLE IF NOT EXISTS namespaces (
 """
 # A namespace exists once created or written to, and stays when emptied (as Pinecone's does) until
 # delete_namespace; databases written before this table existed count a namespace holding vectors too.
+Row = tuple[str, bytes, str | None, bytes | None]
+"""(id, dense float32 bytes, metadata JSON text, sparse bytes from `pack_sparse` or None)."""
+
+
+def pack_sparse(indices: npt.NDArray[np.uint32], values: npt.NDArray[np.float32]) -> bytes:
+    """Sparse values as stored: n uint32 indices followed by n float32 values."""
+    return indices.astype(np.uint32).tobytes() + values.astype(np.float32).tobytes()
+
+
+def unpack_sparse(blob: bytes | None) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]] | None:
+    if not blob:
+        return None
+    n = len(blob) // 8
+    return np.frombuffer(blob[: 4 * n], dtype=np.uint32), np.frombuffer(blob[4 * n :], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class VectorRow:
     id: str
     values: npt.NDArray[np.float32]
     metadata: str | None
+    sparse: bytes | None = None
+    """Packed sparse values (`unpack_sparse`), None for a dense-only vector."""
 
 
 class PineconeStorage:
@@ -75,6 +92,9 @@ class PineconeStorage:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.executescript(_SCHEMA)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(vectors)")}
+        if "sparse" not in columns:  # a database written before sparse values existed
+            self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
 
     def close(self) -> None:
         with self._lock:
@@ -128,15 +148,15 @@ class PineconeStorage:
             conn.execute("DELETE FROM indexes WHERE name = ?", (name,))
 
     # -- vectors ---------------------------------------------------------------------------------------
-    def upsert(self, index: str, namespace: str, rows: Iterable[tuple[str, bytes, str | None]]) -> None:
+    def upsert(self, index: str, namespace: str, rows: Iterable[Row]) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO namespaces (index_name, namespace) VALUES (?, ?)", (index, namespace)
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO vectors (index_name, namespace, id, vec, metadata) "
-                "VALUES (?, ?, ?, ?, ?)",
-                ((index, namespace, id_, vec, meta) for id_, vec, meta in rows),
+                "INSERT OR REPLACE INTO vectors (index_name, namespace, id, vec, metadata, sparse) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                ((index, namespace, id_, vec, meta, sparse) for id_, vec, meta, sparse in rows),
             )
 
     def delete_ids(self, index: str, namespace: str, ids: Sequence[str]) -> None:
@@ -197,21 +217,24 @@ class PineconeStorage:
                 chunk = list(ids[start : start + 500])
                 marks = ",".join("?" * len(chunk))
                 rows = self._conn.execute(
-                    f"SELECT id, vec, metadata FROM vectors WHERE index_name = ? AND namespace = ? "
+                    f"SELECT id, vec, metadata, sparse FROM vectors WHERE index_name = ? AND namespace = ? "
                     f"AND id IN ({marks})",
                     (index, namespace, *chunk),
                 ).fetchall()
-                out.extend(VectorRow(r[0], np.frombuffer(r[1], dtype=np.float32), r[2]) for r in rows)
+                out.extend(VectorRow(r[0], np.frombuffer(r[1], dtype=np.float32), r[2], r[3]) for r in rows)
         return out
 
-    def load_namespace(self, index: str, namespace: str) -> tuple[list[str], bytes, list[str | None]]:
-        """All ids, the concatenated float32 vectors and the raw metadata, in id order."""
+    def load_namespace(
+        self, index: str, namespace: str
+    ) -> tuple[list[str], bytes, list[str | None], list[bytes | None]]:
+        """All ids, the concatenated float32 vectors, the raw metadata and packed sparse values, in id order."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, vec, metadata FROM vectors WHERE index_name = ? AND namespace = ? ORDER BY id",
+                "SELECT id, vec, metadata, sparse FROM vectors WHERE index_name = ? AND namespace = ? "
+                "ORDER BY id",
                 (index, namespace),
             ).fetchall()
-        return [r[0] for r in rows], b"".join(r[1] for r in rows), [r[2] for r in rows]
+        return [r[0] for r in rows], b"".join(r[1] for r in rows), [r[2] for r in rows], [r[3] for r in rows]
 
     def list_ids(self, index: str, namespace: str, prefix: str, after: str | None, limit: int) -> list[str]:
         sql = "SELECT id FROM vectors WHERE index_name = ? AND namespace = ? AND substr(id, 1, ?) = ?"

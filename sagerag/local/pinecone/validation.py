@@ -225,3 +225,52 @@ def check_index_name(name: Any) -> str:
             "starting and ending with an alphanumeric character"
         )
     return name
+
+
+MAX_SPARSE_VALUES = 1000
+"""Pinecone's limit of non-zero values in the sparse part of a sparse-dense vector."""
+_UINT32_MAX = 2**32 - 1
+
+
+def check_sparse(
+    raw: Any, metric: str, what: str
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32]] | None:
+    """Sparse values (`sparseValues` / `sparseVector`) as (uint32 indices, float32 values), or None.
+
+    Refused as Pinecone refuses them: on an index whose metric is not dotproduct ("Index configuration
+    does not support sparse values"), with indices and values of different lengths, more than
+    `MAX_SPARSE_VALUES` non-zeros, indices outside uint32, repeated indices or non-finite values.
+    """
+    if raw is None:
+        return None
+    if metric != "dotproduct":
+        raise bad_request(
+            "Index configuration does not support sparse values - only indexes using the dotproduct "
+            f"metric can store or query them (this index uses {metric})"
+        )
+    if not isinstance(raw, dict) or not isinstance(raw.get("indices"), list):
+        raise bad_request(f"{what}: sparse values must be an object with 'indices' and 'values' arrays")
+    indices, values = raw["indices"], raw.get("values")
+    if not isinstance(values, list) or len(indices) != len(values):
+        count = len(values) if isinstance(values, list) else "no"
+        raise bad_request(
+            f"{what}: sparse vector indices and values must have the same length "
+            f"(got {len(indices)} indices and {count} values)"
+        )
+    if not indices:
+        raise bad_request(f"{what}: sparse vector must contain at least one non-zero value")
+    if len(indices) > MAX_SPARSE_VALUES:
+        raise bad_request(
+            f"{what}: sparse vector has {len(indices)} non-zero values; the maximum is {MAX_SPARSE_VALUES}"
+        )
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= _UINT32_MAX for i in indices):
+        raise bad_request(f"{what}: sparse vector indices must be integers between 0 and {_UINT32_MAX}")
+    if len(set(indices)) != len(indices):
+        raise bad_request(f"{what}: sparse vector indices must be unique")
+    try:
+        array = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise bad_request(f"{what}: sparse vector values must be numbers") from None
+    if not np.all(np.isfinite(array)):
+        raise bad_request(f"{what}: sparse vector values must be finite numbers")
+    return np.asarray(indices, dtype=np.uint32), array
