@@ -19,6 +19,9 @@ from pydantic import SecretStr
 from sagerag.errors import ConfigurationError
 
 CONFIG_ENV = "SAGERAG_CONFIG"
+LOCAL_DEFAULT_PROMPT = "local-brief"
+"""The prompt measured best for SmolLM2-135M on the tuning half of the dev set (docs/benchmarks.md)."""
+GROUNDING_MODES = ("drop", "flag", "off")
 DEFAULT_CONFIG_FILE = "sagerag.toml"
 
 
@@ -63,6 +66,12 @@ class Settings:
     """Seconds for each network call before giving up."""
     remote: bool = False
     """Set when the user configured remote endpoints explicitly (`SAGERAG_REMOTE=1` / `remote = true`)."""
+    loop_guard: bool = True
+    """Stop a generation that repeats a sentence or a run of words (`sagerag.chains.guards`)."""
+    grounding: str = "drop"
+    """Answer sentences the passages do not support: `drop` them, `flag` them only, or `off`."""
+    local_prompt: str = LOCAL_DEFAULT_PROMPT
+    """Prompt used with the embedded local generator when none is given (real endpoints use `default`)."""
 
     @property
     def is_local(self) -> bool:
@@ -92,9 +101,13 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_DATA_DIR": "data_dir",
     "SAGERAG_TIMEOUT": "timeout",
     "SAGERAG_REMOTE": "remote",
+    "SAGERAG_LOOP_GUARD": "loop_guard",
+    "SAGERAG_GROUNDING": "grounding",
+    "SAGERAG_LOCAL_PROMPT": "local_prompt",
 }
 # File layout: [sagemaker] region/endpoint_url/llm_endpoint/llm_kind/embeddings_endpoint/aws_profile,
-# [pinecone] index/namespace/host, [local] data_dir, top-level timeout/remote.
+# [pinecone] index/namespace/host, [local] data_dir/prompt, [answers] loop_guard/grounding,
+# top-level timeout/remote.
 _FILE_KEYS: dict[tuple[str, str], str] = {
     ("sagemaker", "region"): "region",
     ("sagemaker", "endpoint_url"): "endpoint_url",
@@ -107,6 +120,9 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("pinecone", "namespace"): "pinecone_namespace",
     ("pinecone", "host"): "pinecone_host",
     ("local", "data_dir"): "data_dir",
+    ("local", "prompt"): "local_prompt",
+    ("answers", "loop_guard"): "loop_guard",
+    ("answers", "grounding"): "grounding",
     ("", "timeout"): "timeout",
     ("", "remote"): "remote",
 }
@@ -130,7 +146,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if count <= 0:
                 raise ValueError
             return count
-        if name == "remote":
+        if name in ("remote", "loop_guard"):
             if isinstance(value, bool):
                 return value
             return str(value).strip().lower() in {"1", "true", "yes", "on"}
@@ -140,10 +156,14 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return SecretStr(str(value))
         if name == "llm_kind" and value not in LLM_KINDS:
             raise ValueError
+        if name == "grounding" and value not in GROUNDING_MODES:
+            raise ValueError
     except ValueError:
         hint = {
             "llm_kind": f"one of {', '.join(LLM_KINDS)}",
             "max_new_tokens": "a positive whole number",
+            "grounding": f"one of {', '.join(GROUNDING_MODES)}",
+            "local_prompt": "a prompt name or template file",
         }.get(name, "a positive number")
         raise ConfigurationError(f"{source}: invalid value for {name}; expected {hint}") from None
     return value or None if name in {"endpoint_url", "pinecone_host", "aws_profile"} else value

@@ -41,6 +41,19 @@ def cmd_eval(
         bool,
         typer.Option("--generate/--no-generate", help="--no-generate: retrieval and the score gate only."),
     ] = True,
+    loop_guard: Annotated[
+        bool, typer.Option("--loop-guard/--no-loop-guard", help="Stop generations that repeat themselves.")
+    ] = True,
+    grounding: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grounding",
+            help="drop (unsupported sentences), flag (keep, score only) or off; repeat to compare.",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Only questions whose `split` field is this (tune, test).")
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N questions of each file.")
     ] = None,
@@ -68,6 +81,9 @@ def cmd_eval(
     from sagerag.questions import read_questions
     from sagerag.resume import ResultLog
 
+    for mode in grounding or []:
+        if mode not in ("drop", "flag", "off"):
+            raise InputError(f"--grounding must be drop, flag or off, not {mode!r}")
     if chain not in ("lcel", "retrievalqa"):
         raise InputError(f"--chain must be 'lcel' or 'retrievalqa', not {chain!r}")
     configs = [
@@ -78,12 +94,20 @@ def cmd_eval(
             max_context_chars=max_context_chars,
             chain=chain,  # type: ignore[arg-type]
             generate=generate,
+            loop_guard=loop_guard,
+            grounding=g,
         )
         for p in dict.fromkeys(prompts or ["default"])
+        for g in dict.fromkeys(grounding or ["drop"])
     ]
     if len({c.name for c in configs}) != len(configs):
         raise InputError("two --prompt values share a name; rename one template file")
-    in_scope = read_questions(questions).questions[:limit]
+    in_scope = read_questions(questions).questions
+    if split is not None:
+        in_scope = [q for q in in_scope if q.extra.get("split") == split]
+        if not in_scope:
+            raise InputError(f"{questions}: no question has split {split!r}")
+    in_scope = in_scope[:limit]
     out = read_questions(out_of_scope).questions[:limit] if out_of_scope else []
     items = label_questions(in_scope, out)
     log_path = results or Path(tempfile.mkdtemp(prefix="sagerag-eval-")) / "results.jsonl"

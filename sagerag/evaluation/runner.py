@@ -52,17 +52,26 @@ class EvalConfig:
     """`lcel` (the RAG chain with its gate) or `retrievalqa` (the classic chain)."""
     generate: bool = True
     """False: retrieval and the score gate only, no LLM call (fast; for calibration)."""
+    loop_guard: bool = True
+    """Stop generations at a repeated sentence or run of words."""
+    grounding: str = "drop"
+    """Grounding check: `drop` unsupported sentences, `flag` them only (scores still recorded), `off`."""
 
     @property
     def name(self) -> str:
-        """Short label for tables and charts: the prompt name, or a template file's stem."""
-        return Path(self.prompt).stem if ("/" in self.prompt or "." in self.prompt) else self.prompt
+        """Short label for tables and charts: the prompt name, or a template file's stem (and the
+        guards when they are not the defaults)."""
+        name = Path(self.prompt).stem if ("/" in self.prompt or "." in self.prompt) else self.prompt
+        guards = ([] if self.loop_guard else ["no loop guard"]) + (
+            [] if self.grounding == "drop" else [f"grounding {self.grounding}"]
+        )
+        return f"{name} ({', '.join(guards)})" if guards else name
 
     @property
     def key(self) -> str:
         return (
             f"{self.prompt}|k={self.k}|min={self.min_score}|ctx={self.max_context_chars}|{self.chain}"
-            f"|{'gen' if self.generate else 'nogen'}"
+            f"|{'gen' if self.generate else 'nogen'}|loop={self.loop_guard}|ground={self.grounding}"
         )
 
     def settings(self) -> dict[str, Any]:
@@ -73,6 +82,8 @@ class EvalConfig:
             "max_context_chars": self.max_context_chars,
             "chain": self.chain,
             "generate": self.generate,
+            "loop_guard": self.loop_guard,
+            "grounding": self.grounding,
         }
 
 
@@ -85,14 +96,14 @@ class EvalQuestion:
 
     @property
     def gold(self) -> list[int]:
-        """Gold rows: `answer_id` plus `also_correct_ids` (0-based data rows of the corpus)."""
+        """Gold rows: `answer_id` plus `also_correct_ids`, or the dev set's `answer_ids` (0-based rows)."""
         extra = self.question.extra
-        rows = [extra.get("answer_id"), *(extra.get("also_correct_ids") or [])]
+        rows = [extra.get("answer_id"), *(extra.get("also_correct_ids") or extra.get("answer_ids") or [])]
         return [int(r) for r in rows if isinstance(r, int | float) and not isinstance(r, bool)]
 
     @property
     def reference(self) -> str | None:
-        answer = self.question.extra.get("answer")
+        answer = self.question.extra.get("answer", self.question.extra.get("reference"))
         return answer if isinstance(answer, str) and answer.strip() else None
 
 
@@ -149,9 +160,13 @@ class Evaluator:
                 k=c.k,
                 max_context_chars=c.max_context_chars,
                 min_score=c.min_score,
+                loop_guard=c.loop_guard,
+                grounding=c.grounding,  # type: ignore[arg-type]
+                embeddings=self.store.embeddings,
             )
 
-    def _generate(self, question: str, scored: list[tuple[Document, float]]) -> tuple[str, bool]:
+    def _generate(self, question: str, scored: list[tuple[Document, float]]) -> dict[str, Any]:
+        """The chain's result (for the classic chain: its answer and abstention only)."""
         docs = [
             Document(page_content=d.page_content, metadata={**d.metadata, "score": s}, id=d.id)
             for d, s in scored[: self.config.k]
@@ -159,9 +174,9 @@ class Evaluator:
         self._handed.found[question] = docs
         try:
             if self.config.chain == "retrievalqa":
-                return normalize_answer(str(self._chain.invoke({"query": question})["result"]))
-            result = self._chain.invoke(question)
-            return str(result["answer"]), bool(result["abstained"])
+                answer, abstained = normalize_answer(str(self._chain.invoke({"query": question})["result"]))
+                return {"answer": answer, "abstained": abstained}
+            return dict(self._chain.invoke(question))
         finally:
             self._handed.found.pop(question, None)
 
@@ -190,10 +205,13 @@ class Evaluator:
         ]
         searched = time.perf_counter()
         answer: str | None = None
+        result: dict[str, Any] = {}
+        gated = gate([s for _, s in scored[: self.config.k]], self.config.min_score)
         if self.config.generate:
-            answer, abstained = self._generate(question, scored)
+            result = self._generate(question, scored)
+            answer, abstained = str(result["answer"]), bool(result["abstained"])
         else:
-            abstained = gate([s for _, s in scored[: self.config.k]], self.config.min_score)
+            abstained = gated
         finished = time.perf_counter()
         record: dict[str, Any] = {
             "id": result_id(self.config, item),
@@ -205,11 +223,15 @@ class Evaluator:
             "retrieved": [_row(d.metadata) for d, _ in scored],
             "scores": [round(s, 4) for _, s in scored],
             "abstained": abstained,
+            "gated": gated,
             "answer": answer,
             "latency_s": round(finished - started, 4),
             "embed_s": round(embedded - started, 4),
             "search_s": round(searched - embedded, 4),
         }
+        for key in ("truncated", "repeated", "dropped", "grounding_abstained", "sentences"):
+            if key in result:
+                record[key] = result[key]
         if answer is not None and item.scope == "in":
             if item.reference is not None:
                 record["f1"] = round(metrics.token_f1(answer, item.reference), 4)
@@ -276,6 +298,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     gold = [set(r["gold"]) for r in labelled]
     judged = [r for r in inside if "gold_precision" in r]
     latencies = [float(r["latency_s"]) for r in records]
+    answers = [r for r in inside if r.get("answer") is not None and not r["abstained"]]
+    guarded = [r for r in inside if "truncated" in r]
+    passed_gate = [r for r in inside if r.get("answer") is not None and not r.get("gated", False)]
     return {
         "recall@1": metrics.recall_at_k(retrieved, gold, 1),
         "recall@5": metrics.recall_at_k(retrieved, gold, 5),
@@ -284,6 +309,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "supported": metrics.rate([r["gold_precision"] >= metrics.SUPPORT_THRESHOLD for r in judged]),
         "oos_refused": metrics.rate([bool(r["abstained"]) for r in outside]),
         "in_scope_refused": metrics.rate([bool(r["abstained"]) for r in inside]),
+        "repeated_sentence": metrics.rate([metrics.has_repeated_sentence(r["answer"]) for r in answers]),
+        "ends_mid_sentence": metrics.rate([metrics.ends_mid_sentence(r["answer"]) for r in answers]),
+        "truncated": metrics.rate([bool(r["truncated"]) for r in guarded]),
+        "grounding_refused": metrics.rate([bool(r.get("grounding_abstained")) for r in passed_gate])
+        if guarded
+        else None,
         "latency_p50_s": metrics.percentile(latencies, 50),
         "latency_p95_s": metrics.percentile(latencies, 95),
         "counts": {
@@ -294,5 +325,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "answered_in_scope": sum(not r["abstained"] for r in inside),
             "out_of_scope_refused": sum(bool(r["abstained"]) for r in outside),
             "in_scope_refused": sum(bool(r["abstained"]) for r in inside),
+            "sentences_dropped": sum(int(r.get("dropped", 0)) for r in inside),
+            "grounding_abstained": sum(bool(r.get("grounding_abstained")) for r in inside),
         },
     }
