@@ -20,6 +20,7 @@ from sagerag.chains import build_rag_chain
 from sagerag.chains.grounding import Grounder, lexical_support
 from sagerag.chains.guards import AnswerGuard, repeats_run
 from sagerag.chains.sentences import ends_mid_sentence, has_repeated_sentence, split_sentences, tokens
+from sagerag.config import load_settings
 from sagerag.errors import ConfigurationError
 from sagerag.prompts import IDK
 
@@ -231,3 +232,15 @@ def test_any_tokenisation_gives_the_same_answer(pieces: list[str], cuts: list[in
     whole = run([text])
     assert run([text[a:b] for a, b in itertools.pairwise(bounds)]) == whole
     assert whole[2] is False  # never a repeated sentence in what the guard lets through
+
+
+def test_guard_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_LOOP_GUARD", "0")
+    monkeypatch.setenv("SAGERAG_GROUNDING", "flag")
+    settings = load_settings()
+    assert settings.loop_guard is False and settings.grounding == "flag"
+    assert settings.local_prompt == "local-brief"
+    monkeypatch.setenv("SAGERAG_GROUNDING", "sometimes")
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_GROUNDING.*drop, flag, off"):
+        load_settings()
