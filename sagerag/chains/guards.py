@@ -42,8 +42,8 @@ class AnswerGuard:
     Protocol: ``feed(token)`` for each token until ``stopped`` (then close the model's stream), then
     ``finish()``; pass every returned sentence to ``accept`` with its verdict (kept or not) in order;
     ``close()`` gives the last delta. ``max_new_tokens`` (the model's budget, when known) tells a cut-off
-    generation from a finished one: a generation that used the whole budget is ``truncated`` and its
-    unfinished last sentence is dropped.
+    generation from a finished one: a generation that used the whole budget is ``truncated``. Either
+    way an unfinished last sentence after complete ones is dropped, so answers end at a sentence end.
     """
 
     def __init__(
@@ -102,8 +102,11 @@ class AnswerGuard:
             return out
         if final:
             ended = rest.rstrip()[-1:] in (".", "!", "?")
-            if self.truncated and not ended:
-                return out  # cut off by the token budget: keep only complete sentences
+            if not ended and (self.truncated or self._keys):
+                # Cut off by the token budget, or trailing off after complete sentences (small models
+                # stop inside a list or a clause): the answer ends at its last complete sentence. A
+                # lone unpunctuated answer ("Yes") is kept.
+                return out
             if self._loops(tokens(rest), sentence_key(rest)):
                 self.repeated = True
                 return out

@@ -244,3 +244,13 @@ def test_guard_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("SAGERAG_GROUNDING", "sometimes")
     with pytest.raises(ConfigurationError, match=r"SAGERAG_GROUNDING.*drop, flag, off"):
         load_settings()
+
+
+def test_unfinished_tail_after_complete_sentences_is_dropped(store: InMemoryVectorStore) -> None:
+    said = "Managed Spot Training works with all instances. You can use it with * EC2 * Amazon EC2"
+    invoked, streamed = ask(ScriptedLLM(script=said), store, grounding="off")
+    assert invoked == dict(streamed)
+    assert invoked["answer"] == "Managed Spot Training works with all instances."
+    assert invoked["truncated"] is False
+    alone, _ = ask(ScriptedLLM(script="Managed Spot Training"), store, grounding="off")
+    assert alone["answer"] == "Managed Spot Training"  # a lone fragment is the whole answer
