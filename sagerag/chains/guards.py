@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sagerag.chains.abstain import AnswerStream
-from sagerag.chains.sentences import sentence_key, split_complete, tokens
+from sagerag.chains.sentences import is_terminated, sentence_key, split_complete, tokens
 from sagerag.prompts.templates import IDK
 
 DEFAULT_REPEAT_WORDS = 12
@@ -69,6 +69,9 @@ class AnswerGuard:
         self.truncated = False
         """The generation used all of ``max_new_tokens``."""
         self.answer = ""
+        self._unterminated = ""
+        """Kept lines without closing punctuation (list items, a trailing clause), held until a
+        punctuated sentence follows: an answer never ends on one unless it is nothing else."""
         self.dropped = 0
         """Complete sentences that a verdict rejected."""
 
@@ -144,16 +147,22 @@ class AnswerGuard:
         if not keep:
             self.dropped += 1
             return ""
-        delta = (("\n" if "\n" in separator else " ") if self.answer else "") + sentence
+        started = self.answer or self._unterminated
+        piece = (("\n" if "\n" in separator else " ") if started else "") + sentence
+        if not is_terminated(sentence):
+            self._unterminated += piece
+            return ""
+        delta, self._unterminated = self._unterminated + piece, ""
         self.answer += delta
         return delta
 
     def close(self) -> str:
-        """The final delta: "I don't know" when nothing was kept (or the model abstained), else ''."""
+        """The final delta: held unpunctuated lines when they are the whole answer, "I don't know" when
+        nothing was kept (or the model abstained), else ''."""
         if self.answer:
             return ""
-        self.answer = IDK
-        return IDK
+        self.answer = self._unterminated.strip() or IDK
+        return self.answer
 
     @property
     def abstained(self) -> bool:

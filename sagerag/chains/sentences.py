@@ -16,7 +16,7 @@ _PUNCT = str.maketrans(dict.fromkeys(string.punctuation + "\u2018\u2019\u201c\u2
 # break. Not after a bare number or a single letter ("1. Open...", "e.g. this", "U.S. regions").
 _END = re.compile(r"[.!?]+[\"')\]\u201d\u2019]*(?=\s)|\n")
 _NOT_AN_END = re.compile(r"(?:^|[\s(])(?:\d+|[A-Za-z]|e\.g|i\.e|etc|vs|approx|incl)\.$", re.IGNORECASE)
-_TERMINAL = frozenset(".!?:;)]\"'\u201d\u2019")
+_TERMINAL = frozenset(".!?)]\"'\u201d\u2019")
 
 
 def tokens(text: str) -> list[str]:
@@ -39,19 +39,23 @@ def split_complete(text: str) -> tuple[list[tuple[str, str]], str]:
     """
     out: list[tuple[str, str]] = []
     start = 0
+    after_break = False  # a line break ended the previous piece: it separates the next one
     for match in _END.finditer(text):
         end = match.end()
         piece = text[start:end]
         body = piece.strip()
         if not body:
+            after_break = after_break or "\n" in piece
             start = end
             continue
         if match.group() != "\n" and _NOT_AN_END.search(piece.rstrip()):
             continue
-        separator = piece[: len(piece) - len(piece.lstrip())]
+        separator = ("\n" if after_break else "") + piece[: len(piece) - len(piece.lstrip())]
         out.append((separator, body))
+        after_break = match.group() == "\n"
         start = end
-    return out, text[start:]
+    rest = text[start:]
+    return out, ("\n" + rest if after_break and rest.strip() else rest)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -69,7 +73,12 @@ def has_repeated_sentence(text: str) -> bool:
     return len(keys) != len(set(keys))
 
 
+def is_terminated(sentence: str) -> bool:
+    """True when ``sentence`` ends with closing punctuation (see :func:`ends_mid_sentence`)."""
+    stripped = sentence.rstrip()
+    return bool(stripped) and stripped[-1] in _TERMINAL
+
+
 def ends_mid_sentence(text: str) -> bool:
     """True when ``text`` stops without closing punctuation (a cut-off answer)."""
-    stripped = text.rstrip()
-    return bool(stripped) and stripped[-1] not in _TERMINAL
+    return bool(text.strip()) and not is_terminated(text)

@@ -15,7 +15,7 @@ Definitions:
   gold passages the best one counts. It asks "is this answer made of the gold passage's words?", a cheap
   proxy for faithfulness that needs no judge model.
 - repeated sentence: two sentences of the answer are equal after token normalisation.
-- ends mid-sentence: the answer's last character is not closing punctuation (`.!?:;)` or a quote).
+- ends mid-sentence: the answer's last character is not closing punctuation (`.!?)` or a quote).
 """
 
 from __future__ import annotations

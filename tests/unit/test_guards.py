@@ -254,3 +254,13 @@ def test_unfinished_tail_after_complete_sentences_is_dropped(store: InMemoryVect
     assert invoked["truncated"] is False
     alone, _ = ask(ScriptedLLM(script="Managed Spot Training"), store, grounding="off")
     assert alone["answer"] == "Managed Spot Training"  # a lone fragment is the whole answer
+
+
+def test_answer_does_not_end_on_an_unpunctuated_list(store: InMemoryVectorStore) -> None:
+    said = "Spot works with all instances.\nFor example:\n* EC2 Spot instances\n* Amazon S3 instances\nSee"
+    invoked, streamed = ask(ScriptedLLM(script=said), store, grounding="off")
+    assert invoked == dict(streamed)
+    assert invoked["answer"] == "Spot works with all instances."
+    listed = "Spot works with all instances.\nFor example:\n* EC2 Spot instances\n* all the others."
+    invoked, _ = ask(ScriptedLLM(script=listed), store, grounding="off")
+    assert invoked["answer"] == listed  # held lines are released with the punctuated line after them
