@@ -137,6 +137,8 @@ class _Run:
 
     def outcome(self) -> AddableDict:
         guard = self.guard
+        for verdict in self.sentences:  # supported lines can still fall to a clean end (an unfinished list)
+            verdict["kept"] = verdict["kept"] and verdict["text"] in guard.answer
         return AddableDict(
             sources=self.state["sources"],
             abstained=guard.abstained,

@@ -258,9 +258,10 @@ def test_unfinished_tail_after_complete_sentences_is_dropped(store: InMemoryVect
 
 def test_answer_does_not_end_on_an_unpunctuated_list(store: InMemoryVectorStore) -> None:
     said = "Spot works with all instances.\nFor example:\n* EC2 Spot instances\n* Amazon S3 instances\nSee"
-    invoked, streamed = ask(ScriptedLLM(script=said), store, grounding="off")
+    invoked, streamed = ask(ScriptedLLM(script=said), store, grounding="flag")
     assert invoked == dict(streamed)
     assert invoked["answer"] == "Spot works with all instances."
+    assert [s["kept"] for s in invoked["sentences"]] == [True, False, False, False]
     listed = "Spot works with all instances.\nFor example:\n* EC2 Spot instances\n* all the others."
     invoked, _ = ask(ScriptedLLM(script=listed), store, grounding="off")
     assert invoked["answer"] == listed  # held lines are released with the punctuated line after them
