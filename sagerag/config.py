@@ -19,6 +19,9 @@ from pydantic import SecretStr
 from sagerag.errors import ConfigurationError
 
 CONFIG_ENV = "SAGERAG_CONFIG"
+LOCAL_DEFAULT_PROMPT = "local-brief"
+"""The prompt measured best for SmolLM2-135M on the tuning half of the dev set (docs/benchmarks.md)."""
+GROUNDING_MODES = ("drop", "flag", "off")
 DEFAULT_CONFIG_FILE = "sagerag.toml"
 
 
@@ -71,6 +74,12 @@ class Settings:
     """What a FAQ row's vector encodes: `question+answer` or `answer` (the seed tutorial's choice)."""
     min_score: float | None = None
     """Score gate; None means the calibrated default for the retrieval mode (`chains.abstain`)."""
+    loop_guard: bool = True
+    """Stop a generation that repeats a sentence or a run of words (`sagerag.chains.guards`)."""
+    grounding: str = "drop"
+    """Answer sentences the passages do not support: `drop` them, `flag` them only, or `off`."""
+    local_prompt: str = LOCAL_DEFAULT_PROMPT
+    """Prompt used with the embedded local generator when none is given (real endpoints use `default`)."""
 
     @property
     def is_local(self) -> bool:
@@ -104,9 +113,13 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_ALPHA": "alpha",
     "SAGERAG_INDEX_TEXT": "index_text",
     "SAGERAG_MIN_SCORE": "min_score",
+    "SAGERAG_LOOP_GUARD": "loop_guard",
+    "SAGERAG_GROUNDING": "grounding",
+    "SAGERAG_LOCAL_PROMPT": "local_prompt",
 }
 # File layout: [sagemaker] region/endpoint_url/llm_endpoint/llm_kind/embeddings_endpoint/aws_profile,
-# [pinecone] index/namespace/host, [local] data_dir, [retrieval] mode/alpha/index_text/min_score,
+# [pinecone] index/namespace/host, [local] data_dir/prompt, [retrieval] mode/alpha/index_text/min_score,
+# [answers] loop_guard/grounding,
 # top-level timeout/remote.
 _FILE_KEYS: dict[tuple[str, str], str] = {
     ("sagemaker", "region"): "region",
@@ -120,6 +133,9 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("pinecone", "namespace"): "pinecone_namespace",
     ("pinecone", "host"): "pinecone_host",
     ("local", "data_dir"): "data_dir",
+    ("local", "prompt"): "local_prompt",
+    ("answers", "loop_guard"): "loop_guard",
+    ("answers", "grounding"): "grounding",
     ("", "timeout"): "timeout",
     ("", "remote"): "remote",
     ("retrieval", "mode"): "retrieval",
@@ -149,7 +165,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if count <= 0:
                 raise ValueError
             return count
-        if name == "remote":
+        if name in ("remote", "loop_guard"):
             if isinstance(value, bool):
                 return value
             return str(value).strip().lower() in {"1", "true", "yes", "on"}
@@ -170,6 +186,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return out
         if name == "min_score":
             return float(value)
+        if name == "grounding" and value not in GROUNDING_MODES:
+            raise ValueError
     except (ValueError, TypeError):
         hint = {
             "llm_kind": f"one of {', '.join(LLM_KINDS)}",
@@ -178,6 +196,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             "index_text": f"one of {', '.join(INDEX_TEXTS)}",
             "alpha": "a number between 0 and 1",
             "min_score": "a number (the lowest retrieval score still answered)",
+            "grounding": f"one of {', '.join(GROUNDING_MODES)}",
+            "local_prompt": "a prompt name or template file",
         }.get(name, "a positive number")
         raise ConfigurationError(f"{source}: invalid value for {name}; expected {hint}") from None
     return value or None if name in {"endpoint_url", "pinecone_host", "aws_profile"} else value

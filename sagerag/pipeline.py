@@ -43,10 +43,18 @@ class Pipeline:
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
 
     def rag_chain(self, **kwargs: Any) -> Runnable:
-        """The LCEL chain over this pipeline's LLM and store (see `sagerag.chains.build_rag_chain`)."""
+        """The LCEL chain over this pipeline's LLM and store (see `sagerag.chains.build_rag_chain`).
+
+        Settings supply what the caller leaves out (or passes as None): the answer guards, and the prompt,
+        which is `settings.local_prompt` for the embedded generator and `default` for real endpoints.
+        """
         from sagerag.chains import build_rag_chain
 
         kwargs.setdefault("min_score", self.min_score)
+        if kwargs.get("prompt") is None:
+            kwargs["prompt"] = "default" if self.mode == "remote" else self.settings.local_prompt
+        kwargs.setdefault("loop_guard", self.settings.loop_guard)
+        kwargs.setdefault("grounding", self.settings.grounding)
         return build_rag_chain(self.llm, self.store, **kwargs)
 
     def retrieval_qa(self, **kwargs: Any) -> Any:

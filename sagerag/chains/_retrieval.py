@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -25,7 +25,7 @@ def check_source(store_or_retriever: object) -> Source:
     )
 
 
-def _unwrap(source: Source, k: int) -> tuple[VectorStore | None, dict[str, Any]]:
+def _unwrap(source: Source) -> tuple[VectorStore | None, dict[str, Any]]:
     """Use the store behind a plain similarity retriever, so its scores are not lost."""
     if isinstance(source, VectorStore):
         return source, {}
@@ -40,28 +40,44 @@ def _metadata_score(document: Document) -> float | None:
     return float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None
 
 
+def _from_store(found: list[tuple[Document, float]]) -> Scored:
+    return [(doc, float(score)) for doc, score in found]
+
+
+def _from_retriever(found: list[Document], k: int) -> Scored:
+    return [(doc, _metadata_score(doc)) for doc in found[:k]]
+
+
 def retrieve(source: Source, question: str, k: int, config: RunnableConfig | None = None) -> Scored:
     """Top ``k`` documents with similarity scores (higher is better); ``None`` where none is known."""
-    store, kwargs = _unwrap(source, k)
+    store, kwargs = _unwrap(source)
     if store is not None:
-        return [
-            (doc, float(score)) for doc, score in store.similarity_search_with_score(question, k=k, **kwargs)
-        ]
+        return _from_store(store.similarity_search_with_score(question, k=k, **kwargs))
     assert isinstance(source, BaseRetriever)
-    return [(doc, _metadata_score(doc)) for doc in source.invoke(question, config)[:k]]
+    return _from_retriever(source.invoke(question, config), k)
 
 
 async def aretrieve(source: Source, question: str, k: int, config: RunnableConfig | None = None) -> Scored:
     """Async :func:`retrieve`."""
-    store, kwargs = _unwrap(source, k)
+    store, kwargs = _unwrap(source)
     if store is not None:
-        found = await store.asimilarity_search_with_score(question, k=k, **kwargs)
-        return [(doc, float(score)) for doc, score in found]
+        return _from_store(await store.asimilarity_search_with_score(question, k=k, **kwargs))
     assert isinstance(source, BaseRetriever)
-    return [(doc, _metadata_score(doc)) for doc in (await source.ainvoke(question, config))[:k]]
+    return _from_retriever(await source.ainvoke(question, config), k)
 
 
-def source_record(document: Document, score: float | None, rank: int) -> dict[str, Any]:
+class SourceRecord(TypedDict):
+    """One passage of the context as the chain reports it."""
+
+    id: str
+    """The id its context block cites."""
+    score: float | None
+    """Retrieval similarity (higher is better); None when the retriever reports none."""
+    text: str
+    metadata: dict[str, Any]
+
+
+def source_record(document: Document, score: float | None, rank: int) -> SourceRecord:
     """One entry of the chain's ``sources``: the id the context block cites, score, text, metadata."""
     return {
         "id": source_id(document, rank),

@@ -1,43 +1,153 @@
-"""The LCEL RAG chain: retrieve, gate, stuff a budgeted context, generate, and say whether it abstained.
+"""The LCEL RAG chain: retrieve, gate, stuff a budgeted context, generate, guard, and say whether it abstained.
 
 Input: a question string, or ``{"question": ...}`` (``{"query": ...}`` as RetrievalQA users write it).
-Output of ``invoke``/``batch``: ``{"answer": str, "sources": [{"id", "score", "text", "metadata"}],
-"abstained": bool}``. ``sources`` are the passages that went into the context (when the score gate
-abstains, the ones that would have), in rank order, with the id their context block cites.
+Output of ``invoke``/``batch``: a :class:`RagResult`, ``{"answer", "sources", "abstained", "truncated",
+"repeated", "dropped", "grounding_abstained", "sentences"}``. ``sources`` are the passages that went into
+the context (when the score gate abstains, the ones that would have), in rank order, with the id their
+context block cites.
 
-Streaming protocol (``stream``/``astream``), so a caller can print tokens as they arrive:
+Streaming protocol (``stream``/``astream``), so a caller can print the answer as it arrives:
 
 - zero or more ``{"answer": delta}`` chunks: text deltas whose concatenation is the final answer;
-- one last chunk ``{"sources": [...], "abstained": bool}``.
+- one last chunk with every other key of :class:`RagResult`.
 
-Chunks are ``AddableDict``s, so adding them all up gives exactly the ``invoke`` result. Text that may
-still turn out to be "I don't know" is held back until it is decided (a dozen characters at most), so a
-streamed abstention shows as exactly "I don't know" and generation stops there.
+Chunks are ``AddableDict``s, so adding them all up gives exactly the ``invoke`` result. The answer is
+released a sentence at a time, once the guards (:mod:`sagerag.chains.guards`) and the grounding check
+have passed it, so nothing shown is ever retracted; a streamed abstention shows as exactly "I don't know".
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, cast
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseLanguageModel
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableGenerator, RunnableLambda
 from langchain_core.runnables.utils import AddableDict
-from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 
-from sagerag.chains._retrieval import Scored, aretrieve, check_source, retrieve, source_record
-from sagerag.chains.abstain import AnswerStream, default_min_score, gate
+from sagerag.chains._retrieval import (
+    Scored,
+    SourceRecord,
+    aretrieve,
+    check_source,
+    retrieve,
+    source_record,
+)
+from sagerag.chains.abstain import default_min_score, gate
+from sagerag.chains.grounding import (
+    DEFAULT_METHOD,
+    DEFAULT_MIN_SUPPORT,
+    Grounder,
+    GroundingMethod,
+    GroundingMode,
+    SentenceSupport,
+    check_grounding,
+)
+from sagerag.chains.guards import AnswerGuard, Pending
 from sagerag.errors import ConfigurationError, InputError
 from sagerag.prompts.context import DEFAULT_MAX_CHARS, TokenCounter, select_context
 from sagerag.prompts.sanitize import neutralize
 from sagerag.prompts.templates import IDK, resolve_prompt
 
-RagResult = dict[str, Any]
+
+class RagResult(TypedDict):
+    """What the RAG chain returns (and what its streamed chunks add up to)."""
+
+    answer: str
+    sources: list[SourceRecord]
+    """The passages that went into the context, in rank order."""
+    abstained: bool
+    """The answer is "I don't know": the score gate, the model, or the grounding check said so."""
+    truncated: bool
+    """The generation used all of ``max_new_tokens``; the answer ends at its last complete sentence."""
+    repeated: bool
+    """The loop guard stopped the generation at a repeated sentence or run of words."""
+    dropped: int
+    """Answer sentences the grounding check removed as unsupported."""
+    grounding_abstained: bool
+    """The chain abstained because the grounding check left no sentence."""
+    sentences: list[SentenceSupport]
+    """Per-sentence support scores (empty with grounding off)."""
+
+
+def _gated(state: dict[str, Any]) -> AddableDict:
+    return AddableDict(
+        answer=IDK,
+        sources=state["sources"],
+        abstained=True,
+        truncated=False,
+        repeated=False,
+        dropped=0,
+        grounding_abstained=False,
+        sentences=[],
+    )
+
+
+def max_new_tokens_of(llm: object) -> int | None:
+    """The model's generation budget when its settings tell it (``model_kwargs["max_new_tokens"]`` as
+    SageMaker's LLM classes carry it, else a ``max_tokens`` or ``max_new_tokens`` attribute)."""
+    kwargs = getattr(llm, "model_kwargs", None)
+    candidates = [kwargs.get("max_new_tokens") if isinstance(kwargs, dict) else None]
+    candidates += [getattr(llm, "max_new_tokens", None), getattr(llm, "max_tokens", None)]
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def embeddings_of(source: VectorStore | BaseRetriever) -> Embeddings | None:
+    """The embeddings behind a vector store or a vector-store retriever, if any."""
+    store = source.vectorstore if isinstance(source, VectorStoreRetriever) else source
+    return store.embeddings if isinstance(store, VectorStore) else None
+
+
+class _Run:
+    """One generation's guard, grounder and verdicts: the state the sync and async shells share."""
+
+    def __init__(self, state: dict[str, Any], guard: AnswerGuard, grounder: Grounder | None) -> None:
+        self.state, self.guard, self.grounder = state, guard, grounder
+        self.sentences: list[SentenceSupport] = []
+
+    def judge(self, pending: Pending) -> list[SentenceSupport] | None:
+        if self.grounder is None or not pending:
+            return None
+        return self.grounder.judge([sentence for _, sentence in pending])
+
+    async def ajudge(self, pending: Pending) -> list[SentenceSupport] | None:
+        if self.grounder is None or not pending:
+            return None
+        return await self.grounder.ajudge([sentence for _, sentence in pending])
+
+    def settle(self, pending: Pending, verdicts: list[SentenceSupport] | None) -> str:
+        """The answer delta for judged sentences (unsupported ones dropped, per the verdicts)."""
+        delta = ""
+        for i, (separator, sentence) in enumerate(pending):
+            keep = True
+            if verdicts is not None:
+                self.sentences.append(verdicts[i])
+                keep = verdicts[i]["kept"]
+            delta += self.guard.accept(separator, sentence, keep)
+        return delta
+
+    def outcome(self) -> AddableDict:
+        guard = self.guard
+        for verdict in self.sentences:  # supported lines can still fall to a clean end (an unfinished list)
+            verdict["kept"] = verdict["kept"] and verdict["text"] in guard.answer
+        return AddableDict(
+            sources=self.state["sources"],
+            abstained=guard.abstained,
+            truncated=guard.truncated,
+            repeated=guard.repeated,
+            dropped=guard.dropped,
+            grounding_abstained=guard.abstained and guard.dropped > 0 and not guard.model_abstained,
+            sentences=self.sentences,
+        )
 
 
 def question_of(value: Any) -> str:
@@ -63,6 +173,12 @@ def build_rag_chain(
     max_context_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
     best_last: bool = True,
+    loop_guard: bool = True,
+    grounding: GroundingMode = "drop",
+    grounding_method: GroundingMethod = DEFAULT_METHOD,
+    min_support: float = DEFAULT_MIN_SUPPORT,
+    embeddings: Embeddings | None = None,
+    max_new_tokens: int | None = None,
 ) -> Runnable[Any, RagResult]:
     """The LCEL RAG chain over ``llm`` (a text LLM or a chat model) and a store or retriever.
 
@@ -75,6 +191,13 @@ def build_rag_chain(
     Passages scoring below ``min_score`` are left out of the context. ``best_last`` (default on) lays
     the chosen passages out best-last, next to the question: on the SageMaker FAQ the small local model
     answers from the wrong Managed Spot passage when the best one comes first.
+
+    The answer guards (:mod:`sagerag.chains.guards`): ``loop_guard`` stops the generation at a repeated
+    sentence or run of words; an answer that used all of ``max_new_tokens`` (default: read from the
+    LLM's settings) ends at its last complete sentence and says ``truncated``. ``grounding`` scores each
+    sentence against the context passages (:mod:`sagerag.chains.grounding`, with ``embeddings``, default
+    the store's) and ``drop``s the unsupported ones, abstaining when none is left, or only ``flag``s them.
+    Without embeddings (a retriever that has none), ``both`` scores with the lexical measure alone.
     """
     if k < 1:
         raise ConfigurationError(f"k must be at least 1, got {k}")
@@ -83,7 +206,25 @@ def build_rag_chain(
     source = check_source(store_or_retriever)
     if min_score == "auto":
         min_score = default_min_score(store_or_retriever)
-    generate: Runnable[dict[str, str], str] = resolve_prompt(prompt) | llm | StrOutputParser()
+    check_grounding(grounding, grounding_method, min_support)
+    template = resolve_prompt(prompt)
+    budget = max_new_tokens if max_new_tokens is not None else max_new_tokens_of(llm)
+    vectors = embeddings if embeddings is not None else embeddings_of(source)
+    if grounding != "off" and grounding_method == "semantic" and vectors is None:
+        raise ConfigurationError(
+            "grounding method 'semantic' needs embeddings: pass embeddings=, or "
+            "grounding_method='lexical' or 'both', or grounding='off'"
+        )
+
+    def new_run(state: dict[str, Any]) -> _Run:
+        guard = AnswerGuard(loop_guard=loop_guard, max_new_tokens=budget)
+        if grounding == "off":
+            return _Run(state, guard, None)
+        passages = [source["text"] for source in state["sources"]]
+        grounder = Grounder(
+            passages, vectors, method=grounding_method, min_support=min_support, drop=grounding == "drop"
+        )
+        return _Run(state, guard, grounder)
 
     def plan(question: str, scored: Scored) -> dict[str, Any]:
         gated = gate([score for _, score in scored], min_score)
@@ -122,23 +263,27 @@ def build_rag_chain(
     ) -> Iterator[AddableDict]:
         state = _last(states)
         if state["gated"]:
-            yield AddableDict(answer=IDK, sources=state["sources"], abstained=True)
+            yield _gated(state)
             return
-        stream = AnswerStream()
-        tokens = generate.stream(state["inputs"], config)
+        run = new_run(state)
+        # The model's own stream, not a RunnableSequence's: closing a sequence's stream drains the model.
+        tokens = llm.stream(template.invoke(state["inputs"]), config)
         try:
-            for token in tokens:
-                if delta := stream.feed(token):
+            for chunk in tokens:
+                token = _text(chunk)
+                pending = run.guard.feed(token)
+                if delta := run.settle(pending, run.judge(pending)):
                     yield AddableDict(answer=delta)
-                if stream.done:
+                if run.guard.stopped:
                     break
-        finally:  # stop the model's generation when it has abstained
+        finally:  # stop the model's generation once the guards have what they need
             close = getattr(tokens, "close", None)
             if close is not None:
                 close()
-        if delta := stream.finish():
+        pending = run.guard.finish()
+        if delta := run.settle(pending, run.judge(pending)) + run.guard.close():
             yield AddableDict(answer=delta)
-        yield AddableDict(sources=state["sources"], abstained=stream.abstained)
+        yield run.outcome()
 
     async def aanswer(
         states: AsyncIterator[dict[str, Any]], config: RunnableConfig | None = None
@@ -148,23 +293,33 @@ def build_rag_chain(
             pass
         assert state is not None
         if state["gated"]:
-            yield AddableDict(answer=IDK, sources=state["sources"], abstained=True)
+            yield _gated(state)
             return
-        stream = AnswerStream()
-        async with aclosing(generate.astream(state["inputs"], config)) as tokens:  # type: ignore[type-var]
-            async for token in tokens:
-                if delta := stream.feed(token):
+        run = new_run(state)
+        prompt_value = await template.ainvoke(state["inputs"])
+        async with aclosing(llm.astream(prompt_value, config)) as tokens:  # type: ignore[type-var]
+            async for chunk in tokens:
+                token = _text(chunk)
+                pending = run.guard.feed(token)
+                if delta := run.settle(pending, await run.ajudge(pending)):
                     yield AddableDict(answer=delta)
-                if stream.done:
+                if run.guard.stopped:
                     break
-        if delta := stream.finish():
+        pending = run.guard.finish()
+        if delta := run.settle(pending, await run.ajudge(pending)) + run.guard.close():
             yield AddableDict(answer=delta)
-        yield AddableDict(sources=state["sources"], abstained=stream.abstained)
+        yield run.outcome()
 
     chain = RunnableLambda(prepare, afunc=aprepare, name="retrieve") | RunnableGenerator(
         answer, aanswer, name="answer"
     )
-    return chain.with_config(max_concurrency=max_concurrency, run_name="sagerag_rag")
+    configured = chain.with_config(max_concurrency=max_concurrency, run_name="sagerag_rag")
+    return cast(Runnable[Any, RagResult], configured)
+
+
+def _text(chunk: object) -> str:
+    """A streamed chunk's text: LLMs stream strings, chat models message chunks."""
+    return chunk if isinstance(chunk, str) else str(getattr(chunk, "text", "") or "")
 
 
 def _last(states: Iterator[dict[str, Any]]) -> dict[str, Any]:
@@ -182,7 +337,7 @@ class StreamedAnswer:
         self._chain, self._question, self._config = chain, question, config
         self._result: AddableDict | None = None
 
-    def _take(self, chunk: dict[str, Any]) -> str:
+    def _take(self, chunk: Mapping[str, Any]) -> str:
         self._result = AddableDict(chunk) if self._result is None else self._result + AddableDict(chunk)
         return str(chunk.get("answer", ""))
 
@@ -203,7 +358,7 @@ class StreamedAnswer:
         """``{"answer", "sources", "abstained"}``, available once iteration has finished."""
         if self._result is None or "abstained" not in self._result:
             raise RuntimeError("iterate over the StreamedAnswer to the end before reading its result")
-        return {"answer": self._result.get("answer", ""), **self._result}
+        return cast(RagResult, {"answer": self._result.get("answer", ""), **self._result})
 
 
 def stream_answer(

@@ -8,6 +8,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from sagerag.chains.rag import RagResult  # at run time: the tool's signature is inspected
+
 DEFAULT_DESCRIPTION = (
     "Answers questions about Amazon SageMaker from its FAQ. Input: one self-contained question. "
     'Returns the answer and the ids of the FAQ passages it is based on, or "I don\'t know" when the '
@@ -21,7 +23,7 @@ class QuestionInput(BaseModel):
     question: str = Field(description="A self-contained question in natural language.")
 
 
-def format_tool_answer(result: dict[str, Any], snippet_chars: int = 200) -> str:
+def format_tool_answer(result: RagResult, snippet_chars: int = 200) -> str:
     """The answer and its cited sources as plain text an agent model can read."""
     lines = [f"Answer: {result['answer']}"]
     if result["abstained"]:
@@ -38,18 +40,18 @@ def format_tool_answer(result: dict[str, Any], snippet_chars: int = 200) -> str:
 
 
 def as_tool(
-    chain: Runnable[Any, dict[str, Any]],
+    chain: Runnable[Any, RagResult],
     name: str = "sagemaker_faq",
     description: str = DEFAULT_DESCRIPTION,
 ) -> StructuredTool:
     """A tool taking ``question``: the ToolMessage content is the readable answer with source ids, and its
     ``artifact`` is the chain's full output (``answer``, ``sources``, ``abstained``) for code to use."""
 
-    def run(question: str) -> tuple[str, dict[str, Any]]:
+    def run(question: str) -> tuple[str, RagResult]:
         result = chain.invoke({"question": question})
         return format_tool_answer(result), result
 
-    async def arun(question: str) -> tuple[str, dict[str, Any]]:
+    async def arun(question: str) -> tuple[str, RagResult]:
         result = await chain.ainvoke({"question": question})
         return format_tool_answer(result), result
 

@@ -7,13 +7,16 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sagerag.cli import _output
 from sagerag.cli._progress import progress_bar
 from sagerag.errors import InputError
+
+if TYPE_CHECKING:
+    from sagerag.chains import RagResult
 
 DataDir = Annotated[
     Path | None,
@@ -51,16 +54,47 @@ def _chain_kwargs(prompt: str | None, k: int, min_score: float | None) -> dict[s
     return kwargs
 
 
-def _print_answer(result: dict[str, Any], show_answer: bool = True) -> None:
+def _print_answer(result: RagResult, show_answer: bool = True, explain: bool = False) -> None:
     if show_answer:
         _output.console.print(result["answer"], markup=False)
-    if result["abstained"]:
+    if result.get("truncated"):
+        _output.console.print(
+            "(truncated: the answer reached max_new_tokens and ends at its last complete sentence)",
+            style="dim",
+            markup=False,
+        )
+    if result.get("grounding_abstained"):
+        _output.console.print(
+            "(abstained: no sentence of the answer was supported by the sources)", style="dim"
+        )
+    elif result["abstained"]:
         _output.console.print("(abstained: the sources do not answer this)", style="dim", markup=False)
+    if explain:
+        _print_support(result)
     for i, source in enumerate(result["sources"], start=1):
         meta = source.get("metadata") or {}
         label = meta.get("question") or meta.get("source") or source["id"]
         score = f"{source['score']:.3f}" if source.get("score") is not None else "-"
         _output.console.print(f"  [{i}] {score}  {label}", markup=False, style="dim")
+
+
+def _print_support(result: RagResult) -> None:
+    """Each generated sentence with its support scores and what the grounding check did with it."""
+    if result.get("repeated"):
+        _output.console.print("  loop guard: stopped at a repeated sentence", style="dim", markup=False)
+    sentences = result.get("sentences") or []
+    if not sentences:
+        _output.console.print("  grounding: no sentence was scored", style="dim", markup=False)
+    for sentence in sentences:
+        verdict = "kept" if sentence["kept"] else "dropped"
+        flag = "" if sentence["supported"] else " unsupported"
+        semantic = "-" if sentence["semantic"] is None else f"{sentence['semantic']:.2f}"
+        _output.console.print(
+            f"  support {sentence['support']:.2f} (lexical {sentence['lexical']:.2f}, semantic {semantic})"
+            f" {verdict}{flag}: {sentence['text']}",
+            style="dim",
+            markup=False,
+        )
 
 
 def cmd_serve(
@@ -183,6 +217,9 @@ def cmd_ingest(
 def cmd_ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each sentence's support scores (grounding check).")
+    ] = False,
     as_json: JsonFlag = False,
     k: KOpt = 5,
     prompt: PromptOpt = None,
@@ -208,7 +245,7 @@ def cmd_ask(
     if as_json:
         _output.print_json({"question": text, **result})
     else:
-        _print_answer(result, show_answer=not stream)
+        _print_answer(result, show_answer=not stream, explain=explain)
 
 
 def cmd_batch(

@@ -46,6 +46,19 @@ def cmd_eval(
         bool,
         typer.Option("--generate/--no-generate", help="--no-generate: retrieval and the score gate only."),
     ] = True,
+    loop_guard: Annotated[
+        bool, typer.Option("--loop-guard/--no-loop-guard", help="Stop generations that repeat themselves.")
+    ] = True,
+    grounding: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grounding",
+            help="drop (unsupported sentences), flag (keep, score only) or off; repeat to compare.",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Only questions whose `split` field is this (tune, test).")
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N questions of each file.")
     ] = None,
@@ -84,10 +97,6 @@ def cmd_eval(
         Path | None,
         typer.Option("--corpus", help="FAQ .csv to index for --index-text (idempotent, namespace eval-*)."),
     ] = None,
-    split: Annotated[
-        str | None,
-        typer.Option("--split", help="Only questions whose 'split' field is this (e.g. tune or test)."),
-    ] = None,
     namespace: Namespace = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -100,6 +109,9 @@ def cmd_eval(
     from sagerag.questions import read_questions
     from sagerag.resume import ResultLog
 
+    for mode in grounding or []:
+        if mode not in ("drop", "flag", "off"):
+            raise InputError(f"--grounding must be drop, flag or off, not {mode!r}")
     if chain not in ("lcel", "retrievalqa"):
         raise InputError(f"--chain must be 'lcel' or 'retrievalqa', not {chain!r}")
     for mode in retrieval or []:
@@ -126,11 +138,14 @@ def cmd_eval(
             retrieval=mode,  # type: ignore[arg-type]
             alpha=a,
             index_text=text,
+            loop_guard=loop_guard,
+            grounding=g,
         )
         for p in dict.fromkeys(prompts or ["default"])
         for text in texts
         for mode in modes
         for a in (alphas if mode != "dense" else [None])
+        for g in dict.fromkeys(grounding or ["drop"])
     ]
     if len({c.name for c in configs}) != len(configs):
         raise InputError("two --prompt values share a name; rename one template file")

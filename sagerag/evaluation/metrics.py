@@ -1,6 +1,8 @@
 """Pure metric functions for `sagerag eval`: retrieval, answer quality, abstention and latency.
 
-Kept free of I/O and LangChain so they can be checked on hand-made cases and reused by scripts.
+Kept free of I/O so they can be checked on hand-made cases and reused by scripts. Words and sentences
+are the chain's own definitions (`sagerag.chains.sentences`), so "a repeated sentence" means the same
+in the report as in the loop guard.
 
 Definitions:
 
@@ -12,26 +14,36 @@ Definitions:
   counted with multiplicity, that also occur in the passage) is at least `SUPPORT_THRESHOLD`; with several
   gold passages the best one counts. It asks "is this answer made of the gold passage's words?", a cheap
   proxy for faithfulness that needs no judge model.
+- repeated sentence: two sentences of the answer are equal after token normalisation.
+- ends mid-sentence: the answer's last character is not closing punctuation (`.!?)` or a quote).
 """
 
 from __future__ import annotations
 
 import math
-import re
-import string
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 
+from sagerag.chains.sentences import ends_mid_sentence, has_repeated_sentence, tokens
+
+__all__ = [
+    "SUPPORT_THRESHOLD",
+    "ends_mid_sentence",
+    "first_hit_rank",
+    "has_repeated_sentence",
+    "mean",
+    "mean_reciprocal_rank",
+    "percentile",
+    "rate",
+    "recall_at_k",
+    "supported_by",
+    "token_f1",
+    "token_precision",
+    "tokens",
+]
+
 SUPPORT_THRESHOLD = 0.5
 """Token precision against the gold passage at or above which an answer counts as supported by it."""
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans(dict.fromkeys(string.punctuation + "\u2018\u2019\u201c\u201d", " "))
-
-
-def tokens(text: str) -> list[str]:
-    """SQuAD normalisation: lower case, no punctuation, no articles, split on whitespace."""
-    return _ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split()
 
 
 def token_f1(prediction: str, reference: str) -> float:

@@ -22,6 +22,10 @@ METRICS: list[tuple[str, str, str]] = [
     ("supported", "answers supported by gold", "rate"),
     ("oos_refused", "out-of-scope refused", "rate"),
     ("in_scope_refused", "in-scope wrongly refused", "rate"),
+    ("repeated_sentence", "answers with a repeated sentence", "rate"),
+    ("ends_mid_sentence", "answers ending mid-sentence", "rate"),
+    ("truncated", "answers cut at max_new_tokens", "rate"),
+    ("grounding_refused", "grounding abstentions (of gate-passed)", "rate"),
     ("latency_p50_s", "latency p50 (s)", "seconds"),
     ("latency_p95_s", "latency p95 (s)", "seconds"),
 ]
@@ -67,7 +71,7 @@ def rich_table(report: dict[str, Any]) -> Table:
         table.add_column(entry["name"], justify="right")
     for key, label, kind in METRICS:
         table.add_row(label, *(format_value(e["metrics"][key], kind) for e in report["configs"]))
-    for key in ("in_scope", "out_of_scope", "answered_in_scope"):
+    for key in ("in_scope", "out_of_scope", "answered_in_scope", "sentences_dropped", "grounding_abstained"):
         table.add_row(key.replace("_", " "), *(str(e["counts"][key]) for e in report["configs"]))
     table.add_row(
         "score gate (min_score)", *(format_value(e.get("min_score"), "rate") for e in report["configs"])

@@ -63,22 +63,31 @@ class EvalConfig:
     """Label of what the store indexes (`question+answer` or `answer`); the caller picks the store."""
     label: str | None = None
     """Column name; default: the prompt name plus whatever retrieval option was set."""
+    loop_guard: bool = True
+    """Stop generations at a repeated sentence or run of words."""
+    grounding: str = "drop"
+    """Grounding check: `drop` unsupported sentences, `flag` them only (scores still recorded), `off`."""
 
     @property
     def name(self) -> str:
-        """Short label for tables and charts: the prompt name, or a template file's stem."""
+        """Short label for tables and charts: the prompt name (or a template file's stem), the retrieval
+        options that were set, and the guards when they are not the defaults."""
         if self.label:
             return self.label
         base = Path(self.prompt).stem if ("/" in self.prompt or "." in self.prompt) else self.prompt
         alpha = f"a={self.alpha:g}" if self.retrieval != "dense" and self.alpha is not None else ""
         text = {"question+answer": "q+a", "answer": "ans"}.get(self.index_text or "", self.index_text or "")
-        return " ".join(p for p in (base, self.retrieval or "", alpha, text) if p)
+        name = " ".join(p for p in (base, self.retrieval or "", alpha, text) if p)
+        guards = ([] if self.loop_guard else ["no loop guard"]) + (
+            [] if self.grounding == "drop" else [f"grounding {self.grounding}"]
+        )
+        return f"{name} ({', '.join(guards)})" if guards else name
 
     @property
     def key(self) -> str:
         key = (
             f"{self.prompt}|k={self.k}|min={self.min_score}|ctx={self.max_context_chars}|{self.chain}"
-            f"|{'gen' if self.generate else 'nogen'}"
+            f"|{'gen' if self.generate else 'nogen'}|loop={self.loop_guard}|ground={self.grounding}"
         )
         if self.retrieval or self.alpha is not None or self.index_text:
             key += f"|{self.retrieval}|a={self.alpha}|{self.index_text}"
@@ -95,6 +104,8 @@ class EvalConfig:
             "retrieval": self.retrieval,
             "alpha": self.alpha,
             "index_text": self.index_text,
+            "loop_guard": self.loop_guard,
+            "grounding": self.grounding,
         }
 
     def view(self, store: PineconeStore) -> PineconeStore:
@@ -191,9 +202,13 @@ class Evaluator:
                 k=c.k,
                 max_context_chars=c.max_context_chars,
                 min_score=self.min_score,
+                loop_guard=c.loop_guard,
+                grounding=c.grounding,  # type: ignore[arg-type]
+                embeddings=self.store.embeddings,
             )
 
-    def _generate(self, question: str, scored: list[tuple[Document, float]]) -> tuple[str, bool]:
+    def _generate(self, question: str, scored: list[tuple[Document, float]]) -> dict[str, Any]:
+        """The chain's result (for the classic chain: its answer and abstention only)."""
         docs = [
             Document(page_content=d.page_content, metadata={**d.metadata, "score": s}, id=d.id)
             for d, s in scored[: self.config.k]
@@ -201,9 +216,9 @@ class Evaluator:
         self._handed.found[question] = docs
         try:
             if self.config.chain == "retrievalqa":
-                return normalize_answer(str(self._chain.invoke({"query": question})["result"]))
-            result = self._chain.invoke(question)
-            return str(result["answer"]), bool(result["abstained"])
+                answer, abstained = normalize_answer(str(self._chain.invoke({"query": question})["result"]))
+                return {"answer": answer, "abstained": abstained}
+            return dict(self._chain.invoke(question))
         finally:
             self._handed.found.pop(question, None)
 
@@ -233,10 +248,13 @@ class Evaluator:
         ]
         searched = time.perf_counter()
         answer: str | None = None
+        result: dict[str, Any] = {}
+        gated = gate([s for _, s in scored[: self.config.k]], self.min_score)
         if self.config.generate:
-            answer, abstained = self._generate(question, scored)
+            result = self._generate(question, scored)
+            answer, abstained = str(result["answer"]), bool(result["abstained"])
         else:
-            abstained = gate([s for _, s in scored[: self.config.k]], self.min_score)
+            abstained = gated
         finished = time.perf_counter()
         record: dict[str, Any] = {
             "id": result_id(self.config, item),
@@ -249,11 +267,15 @@ class Evaluator:
             "scores": [round(s, 4) for _, s in scored],
             "abstained": abstained,
             "min_score": self.min_score,
+            "gated": gated,
             "answer": answer,
             "latency_s": round(finished - started, 4),
             "embed_s": round(embedded - started, 4),
             "search_s": round(searched - embedded, 4),
         }
+        for key in ("truncated", "repeated", "dropped", "grounding_abstained", "sentences"):
+            if key in result:
+                record[key] = result[key]
         if answer is not None and item.scope == "in":
             if item.reference is not None:
                 record["f1"] = round(metrics.token_f1(answer, item.reference), 4)
@@ -320,6 +342,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     gold = [set(r["gold"]) for r in labelled]
     judged = [r for r in inside if "gold_precision" in r]
     latencies = [float(r["latency_s"]) for r in records]
+    answers = [r for r in inside if r.get("answer") is not None and not r["abstained"]]
+    guarded = [r for r in inside if "truncated" in r]
+    passed_gate = [r for r in inside if r.get("answer") is not None and not r.get("gated", False)]
     return {
         "recall@1": metrics.recall_at_k(retrieved, gold, 1),
         "recall@5": metrics.recall_at_k(retrieved, gold, 5),
@@ -328,6 +353,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "supported": metrics.rate([r["gold_precision"] >= metrics.SUPPORT_THRESHOLD for r in judged]),
         "oos_refused": metrics.rate([bool(r["abstained"]) for r in outside]),
         "in_scope_refused": metrics.rate([bool(r["abstained"]) for r in inside]),
+        "repeated_sentence": metrics.rate([metrics.has_repeated_sentence(r["answer"]) for r in answers]),
+        "ends_mid_sentence": metrics.rate([metrics.ends_mid_sentence(r["answer"]) for r in answers]),
+        "truncated": metrics.rate([bool(r["truncated"]) for r in guarded]),
+        "grounding_refused": metrics.rate([bool(r.get("grounding_abstained")) for r in passed_gate])
+        if guarded
+        else None,
         "latency_p50_s": metrics.percentile(latencies, 50),
         "latency_p95_s": metrics.percentile(latencies, 95),
         "counts": {
@@ -338,5 +369,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "answered_in_scope": sum(not r["abstained"] for r in inside),
             "out_of_scope_refused": sum(bool(r["abstained"]) for r in outside),
             "in_scope_refused": sum(bool(r["abstained"]) for r in inside),
+            "sentences_dropped": sum(int(r.get("dropped", 0)) for r in inside),
+            "grounding_abstained": sum(bool(r.get("grounding_abstained")) for r in inside),
         },
     }

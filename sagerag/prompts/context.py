@@ -56,7 +56,8 @@ def format_passage(text: str, source: str) -> str:
     return f'{CONTEXT_OPEN} source="{neutralize_attribute(source)}">\n{neutralize(text)}\n{CONTEXT_CLOSE}'
 
 
-def _normalise(text: str) -> str:
+def _dedup_key(text: str) -> str:
+    """Whitespace-collapsed text: two passages with the same key are the same passage."""
     return " ".join(text.split())
 
 
@@ -112,7 +113,7 @@ def select_context(
     blocks: list[str] = []
     seen: set[str] = set()
     for rank, document in enumerate(documents, start=1):
-        key = _normalise(document.page_content)
+        key = _dedup_key(document.page_content)
         if not key or key in seen:
             continue
         seen.add(key)

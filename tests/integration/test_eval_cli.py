@@ -75,7 +75,10 @@ def test_eval_no_generate_writes_outputs_and_resumes(
             "answered_in_scope": 4,
             "out_of_scope_refused": 2,
             "in_scope_refused": 0,
+            "sentences_dropped": 0,
+            "grounding_abstained": 0,
         }
+        assert m["repeated_sentence"] is None and m["truncated"] is None  # nothing generated
     rows = list(csv.DictReader((corpus / "report.csv").open()))
     assert len(rows) == 2 and float(rows[0]["recall@5"]) == 1.0
     assert (corpus / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,7 +108,9 @@ def test_runner_generates_through_the_chain_and_scores_answers(corpus: Path, tmp
     assert not first["abstained"] and first["gold_precision"] == 1.0 and 0.5 < first["f1"] < 1.0
     assert by_scope[("in", "1")]["abstained"]  # the model's own "I don't know" counts as a refusal
     assert by_scope[("out", "0")]["abstained"] and by_scope[("out", "0")]["answer"] == "I don't know"
+    assert first["repeated"] is False and first["truncated"] is False and first["sentences"]
     summary = summarize(records[config.key])
     assert (
         summary["supported"] == 1.0 and summary["in_scope_refused"] == 0.5 and summary["oos_refused"] == 1.0
     )
+    assert summary["repeated_sentence"] == 0.0 and summary["ends_mid_sentence"] == 0.0
