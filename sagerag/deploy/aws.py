@@ -9,7 +9,7 @@ apply deletes what that run created; whatever could not be deleted is named in t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sagerag.deploy.plan import TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE, DeployPlan, EndpointSpec
-from sagerag.errors import SageRagError
+from sagerag.errors import DeployError, EndpointFailedError, WaitTimeoutError
 
 ENDPOINT = "endpoint"
 ENDPOINT_CONFIG = "endpoint-config"
@@ -28,22 +28,6 @@ KINDS = (ENDPOINT, ENDPOINT_CONFIG, MODEL)
 _PENDING = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 
 StatusCallback = Callable[[str, str, float], None]
-
-
-class DeployError(SageRagError):
-    """A deploy that failed; `left` lists resources that still exist (empty after a clean rollback)."""
-
-    def __init__(self, message: str, left: Iterable[ManagedResource] = ()) -> None:
-        super().__init__(message)
-        self.left = list(left)
-
-
-class EndpointFailedError(SageRagError):
-    """An endpoint reached `Failed` (SageMaker's FailureReason is in the message)."""
-
-
-class WaitTimeoutError(SageRagError):
-    """Endpoints still not InService when the timeout ran out."""
 
 
 @dataclass(frozen=True)
