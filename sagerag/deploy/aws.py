@@ -17,7 +17,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sagerag.deploy.plan import TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE, DeployPlan, EndpointSpec
+from sagerag.deploy.plan import (
+    POLL_INTERVAL_S,
+    TAG_DEPLOYMENT,
+    TAG_MANAGED,
+    TAG_ROLE,
+    WAIT_TIMEOUT_S,
+    DeployPlan,
+    PlannedEndpoint,
+)
 from sagerag.errors import DeployError, EndpointFailedError, WaitTimeoutError
 
 ENDPOINT = "endpoint"
@@ -98,7 +106,7 @@ def endpoint_status(client: Any, name: str) -> str | None:
         raise
 
 
-def _create(client: Any, plan: DeployPlan, spec: EndpointSpec, created: list[ManagedResource]) -> None:
+def _create(client: Any, plan: DeployPlan, spec: PlannedEndpoint, created: list[ManagedResource]) -> None:
     """Create the model and endpoint config of one endpoint, recording each as soon as it exists."""
     tags = plan.tags(spec.role)
     container: dict[str, Any] = {"Image": spec.model.image, "Environment": spec.model.container_environment()}
@@ -136,7 +144,7 @@ def wait_for_endpoints(
     names: list[str],
     *,
     timeout: float,
-    poll_interval: float = 15.0,
+    poll_interval: float = POLL_INTERVAL_S,
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, str]:
@@ -179,8 +187,8 @@ def apply_plan(
     client: Any,
     plan: DeployPlan,
     *,
-    timeout: float = 3600.0,
-    poll_interval: float = 15.0,
+    timeout: float = WAIT_TIMEOUT_S,
+    poll_interval: float = POLL_INTERVAL_S,
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeployResult:
@@ -200,7 +208,7 @@ def apply_plan(
     created = result.created
     to_wait: list[str] = []
     try:
-        to_create: list[EndpointSpec] = []
+        to_create: list[PlannedEndpoint] = []
         for spec in plan.endpoints:
             status = endpoint_status(client, spec.endpoint_name)
             if status is None:
