@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sagerag.local._server import LOOPBACK, BackgroundServer
-from sagerag.local.sagemaker.app import LocalEndpoint, RuntimeApp
+from sagerag.local.sagemaker.app import MAX_RESPONSE_BYTES, LocalEndpoint, RuntimeApp
 from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.models import ModelRegistry, shared_registry
 
@@ -28,8 +28,9 @@ class LocalRuntime:
         faults: FaultConfig | None = None,
         registry: ModelRegistry | None = None,
         allow_remote: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ):
-        self.app = RuntimeApp(registry or shared_registry(), endpoints, faults)
+        self.app = RuntimeApp(registry or shared_registry(), endpoints, faults, max_response_bytes)
         self._server = BackgroundServer(self.app.app, host, port, allow_remote)
 
     @property
