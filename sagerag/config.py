@@ -50,6 +50,8 @@ class Settings:
     """Most tokens the LLM may generate per answer."""
     embeddings_endpoint: str = "minilm"
     """Name of the MiniLM feature-extraction endpoint."""
+    embeddings_kind: str = "feature-extraction"
+    """`feature-extraction` (per-token vectors, pooled here) or `tei` (pooled by the container)."""
     aws_profile: str | None = None
     """Named AWS profile for credentials, if not the default chain."""
     pinecone_index: str = "sagerag"
@@ -100,6 +102,7 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_LLM_ENDPOINT": "llm_endpoint",
     "SAGERAG_LLM_KIND": "llm_kind",
     "SAGERAG_EMBEDDINGS_ENDPOINT": "embeddings_endpoint",
+    "SAGERAG_EMBEDDINGS_KIND": "embeddings_kind",
     "SAGERAG_MAX_NEW_TOKENS": "max_new_tokens",
     "AWS_PROFILE": "aws_profile",
     "SAGERAG_PINECONE_INDEX": "pinecone_index",
@@ -117,16 +120,16 @@ _ENV_KEYS: dict[str, str] = {
     "SAGERAG_GROUNDING": "grounding",
     "SAGERAG_LOCAL_PROMPT": "local_prompt",
 }
-# File layout: [sagemaker] region/endpoint_url/llm_endpoint/llm_kind/embeddings_endpoint/aws_profile,
-# [pinecone] index/namespace/host, [local] data_dir/prompt, [retrieval] mode/alpha/index_text/min_score,
-# [answers] loop_guard/grounding,
-# top-level timeout/remote.
+# File layout: [sagemaker] region/endpoint_url/llm_endpoint/llm_kind/embeddings_endpoint/embeddings_kind/
+# aws_profile, [pinecone] index/namespace/host, [local] data_dir/prompt,
+# [retrieval] mode/alpha/index_text/min_score, [answers] loop_guard/grounding, top-level timeout/remote.
 _FILE_KEYS: dict[tuple[str, str], str] = {
     ("sagemaker", "region"): "region",
     ("sagemaker", "endpoint_url"): "endpoint_url",
     ("sagemaker", "llm_endpoint"): "llm_endpoint",
     ("sagemaker", "llm_kind"): "llm_kind",
     ("sagemaker", "embeddings_endpoint"): "embeddings_endpoint",
+    ("sagemaker", "embeddings_kind"): "embeddings_kind",
     ("sagemaker", "max_new_tokens"): "max_new_tokens",
     ("sagemaker", "aws_profile"): "aws_profile",
     ("pinecone", "index"): "pinecone_index",
@@ -146,6 +149,8 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
 LLM_KINDS = ("tgi", "jumpstart-chat")
 RETRIEVAL_MODES = ("hybrid", "dense")
 INDEX_TEXTS = ("question+answer", "answer")
+EMBEDDINGS_KINDS = ("feature-extraction", "tei")
+"""Per-token output (Hugging Face inference toolkit) or pooled output (Text Embeddings Inference)."""
 
 
 def config_path(path: str | Path | None = None) -> Path:
@@ -188,9 +193,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return float(value)
         if name == "grounding" and value not in GROUNDING_MODES:
             raise ValueError
+        if name == "embeddings_kind" and value not in EMBEDDINGS_KINDS:
+            raise ValueError
     except (ValueError, TypeError):
         hint = {
             "llm_kind": f"one of {', '.join(LLM_KINDS)}",
+            "embeddings_kind": f"one of {', '.join(EMBEDDINGS_KINDS)}",
             "max_new_tokens": "a positive whole number",
             "retrieval": f"one of {', '.join(RETRIEVAL_MODES)}",
             "index_text": f"one of {', '.join(INDEX_TEXTS)}",

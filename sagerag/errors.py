@@ -6,14 +6,23 @@ SDK documents; we only add context such as the endpoint name. What is sagerag's 
 
     SageRagError                  base class; the CLI prints its message without a traceback
     ├── ConfigurationError        bad settings: unknown prompt, unreachable URL, refused bind address
+    │   ├── IndexMismatchError    an existing index has another dimension or metric than asked for
+    │   ├── SparseStatsMismatchError  stored sparse vectors were encoded with other BM25 statistics
+    │   └── ModelUnavailableError a local model package is not installed or cannot be loaded
     ├── InputError                bad user input: a file that cannot be read or parsed, an empty question
-    ├── DocumentTooLargeError     one document cannot fit a single request or Pinecone's metadata limit
-    ├── IndexMismatchError        an existing index has another dimension or metric than asked for
-    ├── SparseStatsMismatchError  stored sparse vectors were encoded with other BM25 statistics
-    └── ModelUnavailableError     a local model package is not installed or cannot be loaded
+    │   └── DocumentTooLargeError one document cannot fit a single request or response, or Pinecone's
+    │                             metadata limit
+    ├── EndpointOutputError       an endpoint answered with a body its content handler cannot read
+    │   └── EmbeddingOutputError  an embedding output has a shape the handler cannot pool
+    └── DeployError               a deploy failed; `.left` names what still exists
+        ├── EndpointFailedError   an endpoint reached `Failed` (SageMaker's FailureReason in the message)
+        └── WaitTimeoutError      endpoints still not InService when the wait ran out
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 
 class SageRagError(Exception):
@@ -42,3 +51,27 @@ class SparseStatsMismatchError(ConfigurationError):
 
 class ModelUnavailableError(ConfigurationError):
     """A local model cannot be loaded (package missing, or it would need a download)."""
+
+
+class EndpointOutputError(SageRagError):
+    """The endpoint answered with a body this handler cannot read."""
+
+
+class EmbeddingOutputError(EndpointOutputError):
+    """The endpoint's embedding output has a shape the handler cannot pool."""
+
+
+class DeployError(SageRagError):
+    """A deploy that failed; `left` lists resources that still exist (empty after a clean rollback)."""
+
+    def __init__(self, message: str, left: Iterable[Any] = ()) -> None:
+        super().__init__(message)
+        self.left = list(left)
+
+
+class EndpointFailedError(DeployError):
+    """An endpoint reached `Failed` (SageMaker's FailureReason is in the message)."""
+
+
+class WaitTimeoutError(DeployError):
+    """Endpoints still not InService when the timeout ran out."""

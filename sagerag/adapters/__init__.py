@@ -13,6 +13,7 @@ from sagerag.adapters.llama2 import (
 )
 from sagerag.adapters.llm import SagemakerLLM
 from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
+from sagerag.adapters.tei import TEIContentHandler
 
 __all__ = [
     "EULA_ATTRIBUTE",
@@ -23,6 +24,7 @@ __all__ = [
     "SagemakerChatModel",
     "SagemakerEmbeddings",
     "SagemakerLLM",
+    "TEIContentHandler",
     "make_chat_model",
     "make_embeddings",
     "make_llm",

@@ -89,3 +89,12 @@ def name_endpoint(exc: BaseException, endpoint_name: str) -> BaseException:
     if isinstance(exc, ClientError) and exc.args and f"endpoint {endpoint_name!r}" not in str(exc):
         exc.args = (f"{exc.args[0]} [endpoint {endpoint_name!r}]", *exc.args[1:])
     return exc
+
+
+RESPONSE_TOO_LARGE_MARKER = "could not load the entire response body"
+"""In SageMaker's ModelError when a container's response is over the 6 MB limit (see local.sagemaker.app)."""
+
+
+def is_response_too_large(exc: BaseException) -> bool:
+    """True for the ModelError SageMaker returns when the model's response exceeds the payload limit."""
+    return error_code(exc) == "ModelError" and RESPONSE_TOO_LARGE_MARKER in str(exc)

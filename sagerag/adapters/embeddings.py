@@ -1,30 +1,43 @@
 """`SagemakerEmbeddings`: a LangChain `Embeddings` over a SageMaker feature-extraction endpoint.
 
 Why not langchain-community's `SagemakerEndpointEmbeddings`: it crashes on an empty list, sends chunks one
-at a time, ignores SageMaker's 6 MB request limit and turns every error into `ValueError`. Here batches are
-cut by count and by request bytes, sent with bounded concurrency (threads, or asyncio tasks for the async
-API), retried on throttling and "model not ready", and botocore's exceptions keep their types.
+at a time, ignores SageMaker's 6 MB payload limits and turns every error into `ValueError`. Here batches
+are cut by count, by request bytes and by the *expected response* bytes (a token-level endpoint answers
+one vector per token, so the response is the large side: the handler estimates it from token counts),
+sent with bounded concurrency (threads, or asyncio tasks for the async API), retried on throttling and
+"model not ready", and botocore's exceptions keep their types. A batch the endpoint still refuses as too
+large is split in halves and each half sent again, down to one text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sagerag.adapters._client import RETRYABLE_CODES, error_code, make_runtime_client, name_endpoint
+from sagerag.adapters._client import (
+    RETRYABLE_CODES,
+    error_code,
+    is_response_too_large,
+    make_runtime_client,
+    name_endpoint,
+)
 from sagerag.adapters.minilm import MiniLMContentHandler
 from sagerag.errors import DocumentTooLargeError
+from sagerag.retry import RetryPolicy
 
 SAGEMAKER_MAX_REQUEST_BYTES = 6 * 1024 * 1024
 """SageMaker Runtime rejects request bodies over 6 MB."""
+SAGEMAKER_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+"""And responses: botocore's service model gives InvokeEndpoint's response `Body` the same maximum."""
+
+logger = logging.getLogger(__name__)
 
 
 class SagemakerEmbeddings(BaseModel, Embeddings):
@@ -50,6 +63,8 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
     """Most texts per request."""
     max_request_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=SAGEMAKER_MAX_REQUEST_BYTES)
     """Most bytes per request body; below SageMaker's 6 MB limit."""
+    max_response_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    """Most *expected* response bytes per request (the handler's estimate); a margin below the 6 MB limit."""
     max_concurrency: int = Field(default=4, gt=0)
     """Requests in flight at once."""
     max_retries: int = Field(default=6, ge=0)
@@ -68,11 +83,22 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         return self
 
     # batching
+    def _response_costs(self, texts: list[str]) -> list[int] | None:
+        """The handler's expected response bytes per text, or None for a handler that cannot tell."""
+        estimate = getattr(self.content_handler, "estimate_response_bytes", None)
+        return None if estimate is None else list(estimate(texts))
+
     def _batches(
         self, texts: list[str], positions: list[int] | None = None
     ) -> Iterator[tuple[int, list[str]]]:
-        """(start, texts) per request; `positions` maps indices back to the caller's order for errors."""
-        start, size = 0, 2
+        """(start, texts) per request; `positions` maps indices back to the caller's order for errors.
+
+        A batch ends at `batch_size` texts, at `max_request_bytes` of request, or where its expected
+        response would pass `max_response_bytes` (count x longest text for a container that pads).
+        """
+        costs = self._response_costs(texts)
+        pads = bool(getattr(self.content_handler, "pads_batches", False))
+        start, size, answer, widest = 0, 2, 0, 0
         batch: list[str] = []
         for i, text in enumerate(texts):
             cost = len(json.dumps(text).encode("utf-8")) + 1
@@ -81,54 +107,86 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
                     f"text #{positions[i] if positions else i} ({cost:,} bytes as JSON) exceeds the {self.max_request_bytes:,}-byte request "
                     f"limit of endpoint {self.endpoint_name!r}; split it into smaller chunks"
                 )
-            if batch and (len(batch) >= self.batch_size or size + cost > self.max_request_bytes - 16):
+            reply = costs[i] if costs else 0
+            grown = (len(batch) + 1) * max(widest, reply) if pads else answer + reply
+            if batch and (
+                len(batch) >= self.batch_size
+                or size + cost > self.max_request_bytes - 16
+                or grown > self.max_response_bytes
+            ):
                 yield start, batch
-                start, batch, size = i, [], 2
+                start, batch, size, answer, widest = i, [], 2, 0, 0
             batch.append(text)
             size += cost
+            answer += reply
+            widest = max(widest, reply)
         if batch:
             yield start, batch
 
-    # one request, with retries
-    def _invoke(self, texts: list[str]) -> list[list[float]]:
-        handler = self.content_handler
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self.client.invoke_endpoint(
-                    EndpointName=self.endpoint_name,
-                    Body=handler.transform_input(texts, self.model_kwargs),
-                    ContentType=handler.content_type,
-                    Accept=handler.accepts,
-                    **self.endpoint_kwargs,
-                )
-                vectors: list[list[float]] = handler.transform_output(response["Body"])
-            except Exception as exc:
-                if error_code(exc) in RETRYABLE_CODES and attempt < self.max_retries:
-                    time.sleep(_backoff(attempt))
-                    continue
-                raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
-            if len(vectors) != len(texts):
-                raise ValueError(
-                    f"endpoint {self.endpoint_name!r} returned {len(vectors)} vectors for {len(texts)} texts"
-                )
-            return vectors
-        raise AssertionError("unreachable")
+    # one request, with retries; split when the response is refused as too large
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            lambda exc: error_code(exc) in RETRYABLE_CODES,
+            attempts=self.max_retries + 1,
+            base_delay=0.1,
+            max_delay=5.0,
+        )
 
-    def _run(self, texts: list[str], call: Callable[[list[str]], list[list[float]]]) -> list[list[float]]:
+    def _invoke_once(self, texts: list[str]) -> list[list[float]]:
+        handler = self.content_handler
+        response = self.client.invoke_endpoint(
+            EndpointName=self.endpoint_name,
+            Body=handler.transform_input(texts, self.model_kwargs),
+            ContentType=handler.content_type,
+            Accept=handler.accepts,
+            **self.endpoint_kwargs,
+        )
+        vectors: list[list[float]] = handler.transform_output(response["Body"])
+        return vectors
+
+    def _invoke(self, texts: list[str], positions: Sequence[int] | None = None) -> list[list[float]]:
+        """Vectors for `texts` in order; halves a batch whose response the endpoint refuses as too large."""
+        positions = list(range(len(texts))) if positions is None else list(positions)
+        try:
+            vectors = self._retry_policy().call(lambda: self._invoke_once(texts))
+        except Exception as exc:
+            if not is_response_too_large(exc):
+                raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+            if len(texts) == 1:
+                raise DocumentTooLargeError(
+                    f"text #{positions[0]} alone gets a response over SageMaker's 6 MB limit from endpoint "
+                    f"{self.endpoint_name!r}; split it into smaller chunks, or use a pooled-output (TEI) "
+                    "endpoint, which answers one vector per text"
+                ) from None
+            half = len(texts) // 2
+            logger.warning(
+                "endpoint %r refused a %d-text response as too large; splitting it in two",
+                self.endpoint_name,
+                len(texts),
+            )
+            return self._invoke(texts[:half], positions[:half]) + self._invoke(texts[half:], positions[half:])
+        if len(vectors) != len(texts):
+            raise ValueError(
+                f"endpoint {self.endpoint_name!r} returned {len(vectors)} vectors for {len(texts)} texts"
+            )
+        return vectors
+
+    def _plan(self, texts: list[str]) -> tuple[list[int], list[tuple[int, list[str]]]]:
         # Containers pad a batch to its longest text, so batching texts of similar length (sorted by
-        # length, results put back in the caller's order) saves the model the padding's compute.
+        # length, results put back in the caller's order) saves the model the padding's compute and
+        # keeps a padded response close to its estimate.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batches = list(self._batches([texts[i] for i in order], order))
-        out: list[list[float]] = [[] for _ in texts]
+        return order, list(self._batches([texts[i] for i in order], order))
+
+    def _run(self, texts: list[str], call: Callable[..., list[list[float]]]) -> list[list[float]]:
+        order, batches = self._plan(texts)
+        jobs = [(batch, order[start : start + len(batch)]) for start, batch in batches]
         if len(batches) == 1 or self.max_concurrency == 1:
-            results = [call(batch) for _, batch in batches]
+            results = [call(batch, where) for batch, where in jobs]
         else:
             with ThreadPoolExecutor(min(self.max_concurrency, len(batches))) as pool:
-                results = list(pool.map(call, [batch for _, batch in batches]))
-        for (start, _), vectors in zip(batches, results, strict=True):
-            for offset, vector in enumerate(vectors):
-                out[order[start + offset]] = vector
-        return out
+                results = list(pool.map(lambda job: call(*job), jobs))
+        return _reorder(len(texts), order, batches, results)
 
     # the Embeddings API
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -145,24 +203,25 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         if not texts:
             return []
         gate = asyncio.Semaphore(self.max_concurrency)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # as in _run
-        batches = list(self._batches([texts[i] for i in order], order))
+        order, batches = self._plan(list(texts))
 
-        async def one(batch: list[str]) -> list[list[float]]:
+        async def one(start: int, batch: list[str]) -> list[list[float]]:
             async with gate:
-                return await asyncio.to_thread(self._invoke, batch)
+                return await asyncio.to_thread(self._invoke, batch, order[start : start + len(batch)])
 
-        results = await asyncio.gather(*(one(batch) for _, batch in batches))
-        out: list[list[float]] = [[] for _ in texts]
-        for (start, _), vectors in zip(batches, results, strict=True):
-            for offset, vector in enumerate(vectors):
-                out[order[start + offset]] = vector
-        return out
+        results = await asyncio.gather(*(one(start, batch) for start, batch in batches))
+        return _reorder(len(texts), order, batches, list(results))
 
     async def aembed_query(self, text: str) -> list[float]:
         return (await self.aembed_documents([text]))[0]
 
 
-def _backoff(attempt: int, base: float = 0.1, cap: float = 5.0) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+def _reorder(
+    n: int, order: list[int], batches: list[tuple[int, list[str]]], results: list[list[list[float]]]
+) -> list[list[float]]:
+    """Put each batch's vectors back at their texts' places in the caller's order."""
+    out: list[list[float]] = [[] for _ in range(n)]
+    for (start, _), vectors in zip(batches, results, strict=True):
+        for offset, vector in enumerate(vectors):
+            out[order[start + offset]] = vector
+    return out

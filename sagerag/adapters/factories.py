@@ -15,8 +15,10 @@ from sagerag.adapters.llama2 import (
 )
 from sagerag.adapters.llm import SagemakerLLM
 from sagerag.adapters.minilm import MiniLMContentHandler
+from sagerag.adapters.tei import TEI_MAX_CLIENT_BATCH_SIZE, TEIContentHandler
 
 LLMKind = Literal["tgi", "jumpstart-chat"]
+EmbeddingsKind = Literal["feature-extraction", "tei"]
 
 
 def _client(
@@ -94,6 +96,7 @@ def make_chat_model(
 def make_embeddings(
     endpoint_name: str,
     *,
+    kind: EmbeddingsKind = "feature-extraction",
     region_name: str | None = None,
     endpoint_url: str | None = None,
     credentials_profile_name: str | None = None,
@@ -104,11 +107,19 @@ def make_embeddings(
     batch_size: int = 32,
     max_concurrency: int = 4,
 ) -> SagemakerEmbeddings:
-    """`SagemakerEmbeddings` for a MiniLM feature-extraction endpoint, pooling over real tokens."""
+    """`SagemakerEmbeddings` for a MiniLM endpoint: `feature-extraction` (the Hugging Face inference
+    toolkit; per-token output, pooled here over real tokens) or `tei` (Text Embeddings Inference; pooled
+    by the container, batches capped at its 32 inputs)."""
+    handler: MiniLMContentHandler | TEIContentHandler
+    if kind == "tei":
+        handler = TEIContentHandler(normalize=normalize)
+        batch_size = min(batch_size, TEI_MAX_CLIENT_BATCH_SIZE)
+    else:
+        handler = MiniLMContentHandler(tokenizer_path=tokenizer_path, normalize=normalize)
     return SagemakerEmbeddings(
         endpoint_name=endpoint_name,
         client=_client(client, region_name, endpoint_url, credentials_profile_name, timeout),
-        content_handler=MiniLMContentHandler(tokenizer_path=tokenizer_path, normalize=normalize),
+        content_handler=handler,
         batch_size=batch_size,
         max_concurrency=max_concurrency,
         timeout=timeout,

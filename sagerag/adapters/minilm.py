@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,15 @@ import numpy as np
 import orjson
 from langchain_aws.utils import ContentHandlerBase
 
-from sagerag.errors import ConfigurationError, SageRagError
-
-try:  # so the handler also plugs into langchain-community's SagemakerEndpointEmbeddings, which checks its type
-    with warnings.catch_warnings():  # its import warns that the package is being sunset
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler as _HandlerBase
-except ImportError:  # langchain-community is optional
-    _HandlerBase = ContentHandlerBase  # type: ignore[assignment,misc]
+from sagerag.errors import ConfigurationError, EmbeddingOutputError
 
 DEFAULT_MAX_TOKENS = 512
 """The container's tokenizer limit for BERT-style models (its model_max_length)."""
-
-
-class EmbeddingOutputError(SageRagError):
-    """The endpoint's output has a shape the handler cannot pool."""
+DEFAULT_DIMENSION = 384
+"""all-MiniLM-L6-v2's vector size."""
+JSON_BYTES_PER_VALUE = 24
+"""Response bytes per float as the Hugging Face inference toolkit writes them: its float32 outputs go
+through Python's `json` as doubles (`-0.012345678359270096, `: 20-23 bytes with the separator)."""
 
 
 def default_tokenizer_path() -> Path:
@@ -72,13 +65,18 @@ def mean_pool(
     return out
 
 
-class MiniLMContentHandler(_HandlerBase):
+class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
     """Texts in, pooled (and by default L2-normalised) embeddings out, for any output shape.
 
     Shapes read: padded `(batch, max_len, dim)`, ragged per input `(1, len_i, dim)` or `(len_i, dim)`,
     and already pooled `(batch, dim)`; also `{"embeddings"|"embedding"|"vectors": ...}` wrappers.
     `transform_input` remembers the texts (per thread) so `transform_output` can count real tokens when
     the handler is plugged into the stock LangChain classes; `pool(output, texts)` is the explicit form.
+
+    The response is one vector per *token*, so it is the large side of SageMaker's 6 MB limit:
+    `estimate_response_bytes` sizes it from token counts so that `SagemakerEmbeddings` can cut batches
+    the endpoint will accept. For langchain-community's `SagemakerEndpointEmbeddings`, which checks its
+    handler's class, mix in its base: `class Handler(MiniLMContentHandler, EmbeddingsContentHandler): ...`.
     """
 
     content_type = "application/json"
@@ -89,10 +87,14 @@ class MiniLMContentHandler(_HandlerBase):
         tokenizer_path: str | Path | None = None,
         normalize: bool = True,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        dimension: int = DEFAULT_DIMENSION,
+        bytes_per_value: float = JSON_BYTES_PER_VALUE,
     ):
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
         self.normalize = normalize
         self.max_tokens = max_tokens
+        self.dimension = dimension
+        self.bytes_per_value = bytes_per_value
         self._tokenizer: Any = None
         self._lock = threading.Lock()
         self._last_texts = threading.local()
@@ -107,6 +109,23 @@ class MiniLMContentHandler(_HandlerBase):
         raw = output.read() if hasattr(output, "read") else output
         texts = getattr(self._last_texts, "value", None)
         return self.pool(orjson.loads(raw), texts).tolist()
+
+    # response size
+    pads_batches = True
+    """Older containers pad every input to the batch's longest: size a batch as count x longest."""
+
+    def estimate_response_bytes(self, texts: Sequence[str]) -> list[int]:
+        """Expected response bytes of each text alone: its tokens x dimension x bytes per value.
+
+        Token counts come from the model's tokenizer; without it (no `local` extra, no tokenizer_path)
+        they are bounded from the text's length, and a refused batch is still split by the caller.
+        """
+        try:
+            counts = self.token_counts(texts)
+        except ConfigurationError:
+            counts = [min(self.max_tokens, len(t.encode("utf-8")) // 2 + 2) for t in texts]
+        per_token = self.dimension * self.bytes_per_value + 4  # the values, then "[", "]" and ", "
+        return [int(count * per_token) + 8 for count in counts]
 
     # pooling
     def token_counts(self, texts: Sequence[str]) -> list[int]:

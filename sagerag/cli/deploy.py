@@ -3,7 +3,8 @@
 The Pinecone RAG-on-SageMaker tutorial created GPU endpoints by hand and never deleted them. `deploy` creates both endpoints
 with sagerag's tags and records their names in the config file; `teardown` deletes exactly what carries
 those tags; `status` shows it. The deploy library (and with it the SageMaker SDK) is imported inside the
-commands, so the CLI loads without the `deploy` extra.
+commands, so the CLI loads without the `deploy` extra; the options' defaults are the plan's own constants
+(`sagerag.deploy.plan`, which imports nothing heavy), so the CLI and the library never disagree.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import click
 import typer
 
 from sagerag.cli import _output
+from sagerag.deploy import images as _images
+from sagerag.deploy import plan as _plan
 from sagerag.errors import InputError, SageRagError
 
 if TYPE_CHECKING:
@@ -64,7 +67,10 @@ def _plan_text(plan: DeployPlan) -> None:
     from sagerag.deploy import pricing
 
     out = _output.console.print
-    out(f"Deployment {plan.deployment!r} in {plan.region}: llm_kind {plan.llm_kind}")
+    out(
+        f"Deployment {plan.deployment!r} in {plan.region}: llm_kind {plan.llm_kind}, "
+        f"embeddings_kind {plan.embeddings_kind}"
+    )
     out(f"  IAM role      {plan.role_arn or '(not set)'}")
     for spec in plan.endpoints:
         price = spec.hourly_usd
@@ -108,31 +114,56 @@ def deploy(
     ] = None,
     deployment: Annotated[
         str, typer.Option(help="Deployment name, stored in each resource's tags.")
-    ] = "default",
+    ] = _plan.DEFAULT_DEPLOYMENT,
     llm_model_id: Annotated[
         str, typer.Option(help="Hugging Face Hub id served by the TGI container.")
-    ] = "meta-llama/Llama-2-7b-chat-hf",
+    ] = _plan.DEFAULT_LLM_MODEL_ID,
     jumpstart_model_id: Annotated[
         str | None,
         typer.Option(help="Deploy this JumpStart model instead (e.g. meta-textgeneration-llama-2-7b-f)."),
     ] = None,
-    llm_endpoint: Annotated[str, typer.Option(help="LLM endpoint name.")] = "sagerag-llm",
-    llm_instance_type: Annotated[str, typer.Option(help="LLM instance type.")] = "ml.g5.4xlarge",
-    llm_instance_count: Annotated[int, typer.Option(min=1, help="LLM instance count.")] = 1,
+    llm_endpoint: Annotated[str, typer.Option(help="LLM endpoint name.")] = _plan.DEFAULT_LLM_ENDPOINT,
+    llm_instance_type: Annotated[
+        str, typer.Option(help="LLM instance type.")
+    ] = _plan.DEFAULT_LLM_INSTANCE_TYPE,
+    llm_instance_count: Annotated[
+        int, typer.Option(min=1, help="LLM instance count.")
+    ] = _plan.DEFAULT_LLM_INSTANCE_COUNT,
     embeddings_model_id: Annotated[
-        str, typer.Option(help="Embedding model (Hugging Face inference container, feature-extraction).")
-    ] = "sentence-transformers/all-MiniLM-L6-v2",
-    embeddings_endpoint: Annotated[str, typer.Option(help="Embeddings endpoint name.")] = "sagerag-minilm",
-    embeddings_instance_type: Annotated[str, typer.Option(help="Embeddings instance type.")] = "ml.m5.xlarge",
-    embeddings_instance_count: Annotated[int, typer.Option(min=1, help="Embeddings instance count.")] = 1,
+        str, typer.Option(help="Embedding model (Hugging Face Hub id).")
+    ] = _plan.DEFAULT_EMBEDDINGS_MODEL_ID,
+    embeddings_container: Annotated[
+        str,
+        typer.Option(
+            help="huggingface: inference toolkit, one vector per token (pooled by sagerag); "
+            "tei: Text Embeddings Inference, pooled on the server, ~100x smaller responses "
+            "(recommended for ingestion at scale).",
+        ),
+    ] = _plan.DEFAULT_EMBEDDINGS_CONTAINER,
+    embeddings_endpoint: Annotated[
+        str, typer.Option(help="Embeddings endpoint name.")
+    ] = _plan.DEFAULT_EMBEDDINGS_ENDPOINT,
+    embeddings_instance_type: Annotated[
+        str, typer.Option(help="Embeddings instance type (a GPU type gets TEI's GPU image).")
+    ] = _plan.DEFAULT_EMBEDDINGS_INSTANCE_TYPE,
+    embeddings_instance_count: Annotated[
+        int, typer.Option(min=1, help="Embeddings instance count.")
+    ] = _plan.DEFAULT_EMBEDDINGS_INSTANCE_COUNT,
     tgi_version: Annotated[
         str | None, typer.Option(help="TGI container version (default: the newest the SDK knows).")
     ] = None,
     hf_inference_version: Annotated[
         str, typer.Option(help="Transformers version of the Hugging Face inference container.")
-    ] = "4.51.3",
-    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for InService.")] = 3600.0,
-    poll_interval: Annotated[float, typer.Option(min=0, help="Seconds between status checks.")] = 15.0,
+    ] = _images.DEFAULT_HF_TRANSFORMERS_VERSION,
+    tei_version: Annotated[
+        str | None, typer.Option(help="TEI container version (default: the newest the SDK knows).")
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for InService.")
+    ] = _plan.WAIT_TIMEOUT_S,
+    poll_interval: Annotated[
+        float, typer.Option(min=0, help="Seconds between status checks.")
+    ] = _plan.POLL_INTERVAL_S,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing in AWS.")] = False,
     config: Annotated[Path | None, typer.Option(help="Config file to record the endpoints in.")] = None,
     write_config: Annotated[
@@ -142,8 +173,7 @@ def deploy(
 ) -> None:
     """Create (or reuse) the LLM and MiniLM SageMaker endpoints; HF token from HF_TOKEN, never shown."""
     try:
-        from sagerag.deploy import plan as plan_mod
-
+        plan_mod = _plan
         token = plan_mod.token_from_env()
         if token:
             _SECRETS.append(token.get_secret_value())
@@ -160,6 +190,8 @@ def deploy(
             embeddings_endpoint=embeddings_endpoint,
             embeddings_instance_type=embeddings_instance_type,
             embeddings_instance_count=embeddings_instance_count,
+            embeddings_container=embeddings_container,
+            tei_version=tei_version,
             tgi_version=tgi_version,
             hf_inference_version=hf_inference_version,
             hf_token=token,
@@ -184,6 +216,7 @@ def deploy(
                     ("sagemaker", "llm_endpoint"): plan.endpoint("llm").endpoint_name,
                     ("sagemaker", "llm_kind"): plan.llm_kind,
                     ("sagemaker", "embeddings_endpoint"): plan.endpoint("embeddings").endpoint_name,
+                    ("sagemaker", "embeddings_kind"): plan.embeddings_kind,
                 },
                 config,
             )
@@ -238,7 +271,9 @@ def teardown(
     region: Annotated[
         str | None, typer.Option(help="AWS region (default: config file, AWS_REGION, else us-east-1).")
     ] = None,
-    deployment: Annotated[str, typer.Option(help="Deployment whose resources to delete.")] = "default",
+    deployment: Annotated[
+        str, typer.Option(help="Deployment whose resources to delete.")
+    ] = _plan.DEFAULT_DEPLOYMENT,
     all_deployments: Annotated[
         bool, typer.Option("--all", help="Delete every sagerag-tagged resource in the region.")
     ] = False,

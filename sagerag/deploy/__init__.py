@@ -6,23 +6,31 @@ container images with the SageMaker SDK, and `aws` applies a plan, tags everythi
 on failure and tears down by tag.
 """
 
-from sagerag.deploy.aws import (
-    DeployError,
-    DeployResult,
-    ManagedResource,
-    apply_plan,
-    find_managed,
-    make_client,
-    teardown,
-)
+from typing import Any
+
 from sagerag.deploy.plan import (
     DEFAULT_DEPLOYMENT,
     DeployOptions,
     DeployPlan,
-    EndpointSpec,
     ModelSpec,
+    PlannedEndpoint,
     build_plan,
 )
+from sagerag.errors import DeployError
+
+_AWS_NAMES = frozenset(
+    {"DeployResult", "ManagedResource", "apply_plan", "find_managed", "make_client", "teardown"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The boto3 half loads on first use, so reading the plan's defaults (the CLI does) stays quick."""
+    if name in _AWS_NAMES:
+        from sagerag.deploy import aws
+
+        return getattr(aws, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DEPLOYMENT",
@@ -30,9 +38,9 @@ __all__ = [
     "DeployOptions",
     "DeployPlan",
     "DeployResult",
-    "EndpointSpec",
     "ManagedResource",
     "ModelSpec",
+    "PlannedEndpoint",
     "apply_plan",
     "build_plan",
     "find_managed",

@@ -9,7 +9,7 @@ apply deletes what that run created; whatever could not be deleted is named in t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sagerag.deploy.plan import TAG_DEPLOYMENT, TAG_MANAGED, TAG_ROLE, DeployPlan, EndpointSpec
-from sagerag.errors import SageRagError
+from sagerag.deploy.plan import (
+    POLL_INTERVAL_S,
+    TAG_DEPLOYMENT,
+    TAG_MANAGED,
+    TAG_ROLE,
+    WAIT_TIMEOUT_S,
+    DeployPlan,
+    PlannedEndpoint,
+)
+from sagerag.errors import DeployError, EndpointFailedError, WaitTimeoutError
 
 ENDPOINT = "endpoint"
 ENDPOINT_CONFIG = "endpoint-config"
@@ -28,22 +36,6 @@ KINDS = (ENDPOINT, ENDPOINT_CONFIG, MODEL)
 _PENDING = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 
 StatusCallback = Callable[[str, str, float], None]
-
-
-class DeployError(SageRagError):
-    """A deploy that failed; `left` lists resources that still exist (empty after a clean rollback)."""
-
-    def __init__(self, message: str, left: Iterable[ManagedResource] = ()) -> None:
-        super().__init__(message)
-        self.left = list(left)
-
-
-class EndpointFailedError(SageRagError):
-    """An endpoint reached `Failed` (SageMaker's FailureReason is in the message)."""
-
-
-class WaitTimeoutError(SageRagError):
-    """Endpoints still not InService when the timeout ran out."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,7 @@ def endpoint_status(client: Any, name: str) -> str | None:
         raise
 
 
-def _create(client: Any, plan: DeployPlan, spec: EndpointSpec, created: list[ManagedResource]) -> None:
+def _create(client: Any, plan: DeployPlan, spec: PlannedEndpoint, created: list[ManagedResource]) -> None:
     """Create the model and endpoint config of one endpoint, recording each as soon as it exists."""
     tags = plan.tags(spec.role)
     container: dict[str, Any] = {"Image": spec.model.image, "Environment": spec.model.container_environment()}
@@ -152,7 +144,7 @@ def wait_for_endpoints(
     names: list[str],
     *,
     timeout: float,
-    poll_interval: float = 15.0,
+    poll_interval: float = POLL_INTERVAL_S,
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, str]:
@@ -195,8 +187,8 @@ def apply_plan(
     client: Any,
     plan: DeployPlan,
     *,
-    timeout: float = 3600.0,
-    poll_interval: float = 15.0,
+    timeout: float = WAIT_TIMEOUT_S,
+    poll_interval: float = POLL_INTERVAL_S,
     on_status: StatusCallback | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeployResult:
@@ -216,7 +208,7 @@ def apply_plan(
     created = result.created
     to_wait: list[str] = []
     try:
-        to_create: list[EndpointSpec] = []
+        to_create: list[PlannedEndpoint] = []
         for spec in plan.endpoints:
             status = endpoint_status(client, spec.endpoint_name)
             if status is None:

@@ -17,6 +17,8 @@ from sagerag.errors import ConfigurationError
 
 TGI_FRAMEWORK = "huggingface-llm"
 HF_INFERENCE_FRAMEWORK = "huggingface"
+TEI_FRAMEWORKS = {"gpu": "huggingface-tei", "cpu": "huggingface-tei-cpu"}
+"""Text Embeddings Inference ships one image per processor; the SDK keeps them as two frameworks."""
 DEFAULT_HF_TRANSFORMERS_VERSION = "4.51.3"
 """Transformers version of the Hugging Face inference (pytorch) container used for MiniLM."""
 INSTALL_HINT = "the deploy commands need the SageMaker SDK: pip install 'sagerag[deploy]'"
@@ -80,6 +82,17 @@ def resolve_hf_inference_image(
         py_version=py_version,
         instance_type=instance_type,
     )
+
+
+def resolve_tei_image(region: str, instance_type: str, version: str | None = None) -> str:
+    """The Text Embeddings Inference container: the GPU image on GPU instances, else the CPU one.
+
+    The SDK tells the processor from the instance type and refuses the image that does not match it.
+    """
+    try:
+        return _retrieve(TEI_FRAMEWORKS["gpu"], region, version=version, instance_type=instance_type)
+    except ConfigurationError:
+        return _retrieve(TEI_FRAMEWORKS["cpu"], region, version=version, instance_type=instance_type)
 
 
 def gpu_count(region: str, instance_type: str) -> int | None:

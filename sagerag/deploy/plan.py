@@ -11,12 +11,13 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING, Any
 
 from sagerag.deploy import images, pricing
 from sagerag.errors import InputError
+
+if TYPE_CHECKING:  # pydantic loads only when a token is read: the CLI imports this module to show defaults
+    from pydantic import SecretStr
 
 DEFAULT_DEPLOYMENT = "default"
 DEFAULT_REGION = "us-east-1"
@@ -28,6 +29,16 @@ DEFAULT_EMBEDDINGS_ENDPOINT = "sagerag-minilm"
 DEFAULT_LLM_INSTANCE_TYPE = "ml.g5.4xlarge"
 DEFAULT_EMBEDDINGS_INSTANCE_TYPE = "ml.m5.xlarge"
 """MiniLM (22M parameters) is fast enough on CPU; a GPU instance would cost ~6x more per hour."""
+DEFAULT_LLM_INSTANCE_COUNT = 1
+DEFAULT_EMBEDDINGS_INSTANCE_COUNT = 1
+EMBEDDINGS_CONTAINERS = {"huggingface": "feature-extraction", "tei": "tei"}
+"""`--embeddings-container` choices and the `embeddings_kind` each gives the config file: the Hugging Face
+inference toolkit (per-token output) or Text Embeddings Inference (pooled, ~100x smaller responses)."""
+DEFAULT_EMBEDDINGS_CONTAINER = "huggingface"
+WAIT_TIMEOUT_S = 3600.0
+"""How long a deploy waits for InService before leaving the endpoints to come up on their own."""
+POLL_INTERVAL_S = 15.0
+"""Seconds between DescribeEndpoint calls while waiting."""
 LLM_STARTUP_TIMEOUT_S = 900
 """TGI downloads and loads 13 GB of weights before its health check answers."""
 
@@ -44,6 +55,8 @@ _ROLE_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 def token_from_env() -> SecretStr | None:
     """The Hugging Face token from HF_TOKEN or HUGGING_FACE_HUB_TOKEN, if set."""
+    from pydantic import SecretStr
+
     for name in HF_TOKEN_ENVS:
         if os.environ.get(name):
             return SecretStr(os.environ[name])
@@ -61,11 +74,15 @@ class DeployOptions:
     jumpstart_model_id: str | None = None
     llm_endpoint: str = DEFAULT_LLM_ENDPOINT
     llm_instance_type: str = DEFAULT_LLM_INSTANCE_TYPE
-    llm_instance_count: int = 1
+    llm_instance_count: int = DEFAULT_LLM_INSTANCE_COUNT
     embeddings_model_id: str = DEFAULT_EMBEDDINGS_MODEL_ID
     embeddings_endpoint: str = DEFAULT_EMBEDDINGS_ENDPOINT
     embeddings_instance_type: str = DEFAULT_EMBEDDINGS_INSTANCE_TYPE
-    embeddings_instance_count: int = 1
+    embeddings_instance_count: int = DEFAULT_EMBEDDINGS_INSTANCE_COUNT
+    embeddings_container: str = DEFAULT_EMBEDDINGS_CONTAINER
+    """`huggingface` (inference toolkit, feature-extraction) or `tei` (Text Embeddings Inference)."""
+    tei_version: str | None = None
+    """TEI container version; None takes the newest the SDK knows."""
     tgi_version: str | None = None
     hf_inference_version: str = images.DEFAULT_HF_TRANSFORMERS_VERSION
     hf_token: SecretStr | None = None
@@ -97,7 +114,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class EndpointSpec:
+class PlannedEndpoint:
     """One endpoint, its endpoint config and its model."""
 
     role: str
@@ -140,10 +157,12 @@ class DeployPlan:
     region: str
     role_arn: str | None
     llm_kind: str
-    endpoints: tuple[EndpointSpec, ...]
+    endpoints: tuple[PlannedEndpoint, ...]
+    embeddings_kind: str = "feature-extraction"
+    """What the config file's `embeddings_kind` becomes: `feature-extraction` or `tei`."""
     warnings: tuple[str, ...] = ()
 
-    def endpoint(self, role: str) -> EndpointSpec:
+    def endpoint(self, role: str) -> PlannedEndpoint:
         """The endpoint serving `role` (`llm` or `embeddings`)."""
         return next(e for e in self.endpoints if e.role == role)
 
@@ -168,6 +187,7 @@ class DeployPlan:
             "region": self.region,
             "role_arn": self.role_arn,
             "llm_kind": self.llm_kind,
+            "embeddings_kind": self.embeddings_kind,
             "endpoints": [e.to_dict() for e in self.endpoints],
             "estimated_hourly_usd_total": self.hourly_usd,
             "price_note": pricing.estimate_note(self.region),
@@ -203,6 +223,11 @@ def _validate(options: DeployOptions) -> None:
     for instance_type in (options.llm_instance_type, options.embeddings_instance_type):
         if not instance_type.startswith("ml."):
             raise InputError(f"instance type {instance_type!r} should look like ml.g5.4xlarge")
+    if options.embeddings_container not in EMBEDDINGS_CONTAINERS:
+        raise InputError(
+            f"embeddings container {options.embeddings_container!r} is not one of "
+            f"{', '.join(EMBEDDINGS_CONTAINERS)}"
+        )
     if options.role_arn and not _ROLE_RE.match(options.role_arn):
         raise InputError(
             f"IAM role {options.role_arn!r} is not a role ARN (arn:aws:iam::<account>:role/<name>)"
@@ -234,6 +259,26 @@ def _llm_model(options: DeployOptions, name: str, resolve_jumpstart: bool) -> tu
     return ModelSpec(name, options.llm_model_id, image, env, secrets), "tgi"
 
 
+def _embeddings_container(options: DeployOptions) -> tuple[str, dict[str, str]]:
+    """Image and environment of the embeddings model for the chosen container."""
+    if options.embeddings_container == "tei":
+        from sagerag.adapters.tei import TEI_MAX_CLIENT_BATCH_SIZE  # here: the adapters load LangChain
+
+        image = images.resolve_tei_image(
+            options.region, options.embeddings_instance_type, options.tei_version
+        )
+        # TEI on SageMaker reads the model from HF_MODEL_ID; the batch cap is stated so that it is the
+        # one TEIContentHandler batches for.
+        return image, {
+            "HF_MODEL_ID": options.embeddings_model_id,
+            "MAX_CLIENT_BATCH_SIZE": str(TEI_MAX_CLIENT_BATCH_SIZE),
+        }
+    image = images.resolve_hf_inference_image(
+        options.region, options.embeddings_instance_type, options.hf_inference_version
+    )
+    return image, {"HF_MODEL_ID": options.embeddings_model_id, "HF_TASK": "feature-extraction"}
+
+
 def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> DeployPlan:
     """Turn options into a plan; Hugging Face images resolve offline, JumpStart only if asked."""
     _validate(options)
@@ -241,10 +286,7 @@ def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> De
     llm_name = _resource_name(options.llm_endpoint, suffix)
     llm_model, llm_kind = _llm_model(options, llm_name, resolve_jumpstart)
     emb_name = _resource_name(options.embeddings_endpoint, suffix)
-    emb_image = images.resolve_hf_inference_image(
-        options.region, options.embeddings_instance_type, options.hf_inference_version
-    )
-    emb_env = {"HF_MODEL_ID": options.embeddings_model_id, "HF_TASK": "feature-extraction"}
+    emb_image, emb_env = _embeddings_container(options)
     warnings: list[str] = []
     if not options.role_arn:
         warnings.append(f"no IAM role: pass --role or set {ROLE_ENV} (required to deploy)")
@@ -262,8 +304,9 @@ def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> De
         region=options.region,
         role_arn=options.role_arn,
         llm_kind=llm_kind,
+        embeddings_kind=EMBEDDINGS_CONTAINERS[options.embeddings_container],
         endpoints=(
-            EndpointSpec(
+            PlannedEndpoint(
                 "llm",
                 options.llm_endpoint,
                 llm_name,
@@ -272,7 +315,7 @@ def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> De
                 options.llm_instance_count,
                 LLM_STARTUP_TIMEOUT_S,
             ),
-            EndpointSpec(
+            PlannedEndpoint(
                 "embeddings",
                 options.embeddings_endpoint,
                 emb_name,

@@ -6,6 +6,6 @@ Two emulators, one per service: `sagemaker/` (the Runtime API backed by real sma
 """
 
 from sagerag.local.pinecone import LocalPinecone
-from sagerag.local.sagemaker import DEFAULT_ENDPOINTS, EndpointSpec, FaultConfig, LocalRuntime
+from sagerag.local.sagemaker import DEFAULT_ENDPOINTS, FaultConfig, LocalEndpoint, LocalRuntime
 
-__all__ = ["DEFAULT_ENDPOINTS", "EndpointSpec", "FaultConfig", "LocalPinecone", "LocalRuntime"]
+__all__ = ["DEFAULT_ENDPOINTS", "FaultConfig", "LocalEndpoint", "LocalPinecone", "LocalRuntime"]

@@ -1,14 +1,13 @@
 """Retries and error translation around pinecone SDK calls.
 
 The SDK retries a few times itself; ingestion of a whole corpus needs a longer, jittered backoff on 429
-and 5xx so that many concurrent batches do not retry in lockstep. A rejected API key is a configuration
+and 5xx (the shared `sagerag.retry.RetryPolicy`) so that many concurrent batches do not retry in lockstep. A rejected API key is a configuration
 problem, not a service error, so it becomes `ConfigurationError` with a message that names the host and
 the environment variable and never the key itself.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,6 +21,7 @@ from pinecone.errors.exceptions import (
 )
 
 from sagerag.errors import ConfigurationError
+from sagerag.retry import RetryPolicy
 
 T = TypeVar("T")
 _sleep: Callable[[float], None] = time.sleep  # a seam, so tests can skip the waiting
@@ -58,16 +58,12 @@ def call(
     base_delay: float = 0.5,
     max_delay: float = 20.0,
 ) -> T:
-    """Run `fn`, retrying retryable failures with exponential backoff and full jitter."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt < attempts and is_retryable(exc):
-                _sleep(random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1))))
-                continue
-            translated = translate(exc, host)
-            if translated is exc:
-                raise
-            raise translated from None
-    raise AssertionError("unreachable")
+    """Run `fn` under the shared retry policy (429, 5xx, transport failures); translate what is left."""
+    policy = RetryPolicy(is_retryable, attempts, base_delay, max_delay, sleep=lambda s: _sleep(s))
+    try:
+        return policy.call(fn)
+    except Exception as exc:
+        translated = translate(exc, host)
+        if translated is exc:
+            raise
+        raise translated from None

@@ -153,6 +153,10 @@ def test_handlers_plug_into_the_stock_langchain_classes(runtime_client: Any, faq
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from langchain_community.embeddings import SagemakerEndpointEmbeddings
+        from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler
+
+    class Handler(MiniLMContentHandler, EmbeddingsContentHandler):  # the mix-in the handler's docstring gives
+        pass
 
     stock_llm = SagemakerEndpoint(
         endpoint_name="llama2",
@@ -163,7 +167,7 @@ def test_handlers_plug_into_the_stock_langchain_classes(runtime_client: Any, faq
     ours = make_llm("llama2", client=runtime_client, model_kwargs={"max_new_tokens": 8})
     assert stock_llm.invoke("Say hi.") == ours.invoke("Say hi.")
     stock_embeddings = SagemakerEndpointEmbeddings(
-        endpoint_name="minilm-padded", client=runtime_client, content_handler=MiniLMContentHandler()
+        endpoint_name="minilm-padded", client=runtime_client, content_handler=Handler()
     )
     texts = faq_answers[:6]
     stock = np.asarray(stock_embeddings.embed_documents(texts, chunk_size=6))

@@ -166,6 +166,41 @@ def test_dry_run_needs_no_credentials_and_resolves_real_image_uris() -> None:
     assert TOKEN not in result.output
 
 
+@pytest.mark.parametrize(
+    ("region", "instance_type", "image"),
+    [
+        ("eu-west-1", "ml.m5.xlarge", "dkr.ecr.eu-west-1.amazonaws.com/tei-cpu:"),
+        ("us-east-1", "ml.g5.xlarge", "dkr.ecr.us-east-1.amazonaws.com/tei:"),
+    ],
+)
+def test_dry_run_tei_shows_the_tei_image_for_the_region(region: str, instance_type: str, image: str) -> None:
+    common = [
+        "--region",
+        region,
+        "--embeddings-container",
+        "tei",
+        "--embeddings-instance-type",
+        instance_type,
+    ]
+    result = cli("deploy", "--dry-run", "--json", *common)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    emb = plan["endpoints"][1]
+    assert image in emb["image"] and plan["embeddings_kind"] == "tei"
+    assert emb["environment"] == {
+        "HF_MODEL_ID": "sentence-transformers/all-MiniLM-L6-v2",
+        "MAX_CLIENT_BATCH_SIZE": "32",
+    }
+    table = cli("deploy", "--dry-run", *common)
+    assert table.exit_code == 0 and emb["image"] in table.stdout and "embeddings_kind tei" in table.stdout
+
+
+def test_unknown_embeddings_container_is_a_one_line_input_error() -> None:
+    result = cli("deploy", "--dry-run", "--embeddings-container", "onnx")
+    assert result.exit_code == 2
+    assert "embeddings container 'onnx' is not one of huggingface, tei" in result.output
+
+
 def test_dry_run_table_masks_token_and_shows_cost() -> None:
     result = cli("deploy", "--dry-run", "--role", ROLE)
     assert result.exit_code == 0, result.output
@@ -247,6 +282,7 @@ def test_deploy_status_teardown_touches_only_sagerag_resources(sm: Any, no_aws_e
         "llm_endpoint": "sagerag-llm",
         "llm_kind": "tgi",
         "embeddings_endpoint": "sagerag-minilm",
+        "embeddings_kind": "feature-extraction",
     }
 
     status = cli("status", "--json")
@@ -266,6 +302,23 @@ def test_deploy_status_teardown_touches_only_sagerag_resources(sm: Any, no_aws_e
     assert len(json.loads(gone.stdout)["deleted"]) == 6
     assert names(sm) == USER
     assert cli("status", "--json").stdout.strip() == '{"resources": []}'
+
+
+def test_deploy_tei_then_teardown(sm: Any, no_aws_env: Path) -> None:
+    result = cli(
+        "deploy", "--role", ROLE, "--poll-interval", "0", "--json", "--embeddings-container", "tei", *MOTO_OK
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["plan"]["embeddings_kind"] == "tei"
+    model_name = next(n for n in names(sm)["model"] if n.startswith("sagerag-minilm"))
+    container = sm.describe_model(ModelName=model_name)["PrimaryContainer"]
+    assert "/tei-cpu:" in container["Image"]
+    assert container["Environment"]["HF_MODEL_ID"] == "sentence-transformers/all-MiniLM-L6-v2"
+    config = tomllib.loads(no_aws_env.read_text())["sagemaker"]
+    assert config["embeddings_kind"] == "tei" and config["embeddings_endpoint"] == "sagerag-minilm"
+    gone = cli("teardown", "--yes", "--json")
+    assert gone.exit_code == 0, gone.output
+    assert len(json.loads(gone.stdout)["deleted"]) == 6 and aws.find_managed(sm) == []
 
 
 def test_deploy_reuses_endpoints_that_are_in_service(sm: Any) -> None:

@@ -63,6 +63,24 @@ def _run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str,
     return int(exited.value.code or 0), out, err
 
 
+_INJECTED_CODES = ("ThrottlingException", "ModelNotReadyException", "ServiceUnavailable")
+
+
+class _CountingClient:
+    """Passes `invoke_endpoint` through to a boto3 client and counts the calls that got an answer."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.answered = 0
+        self._lock = threading.Lock()
+
+    def invoke_endpoint(self, **kwargs: Any) -> Any:
+        response = self.inner.invoke_endpoint(**kwargs)
+        with self._lock:
+            self.answered += 1
+        return response
+
+
 def test_ingest_2000_texts_through_injected_faults_stores_exactly_the_corpus(tmp_path: Path) -> None:
     """20% throttling / not-ready, 5% 503s and 5 ms latency: every text stored once, none missing."""
     faults = FaultConfig(
@@ -73,17 +91,24 @@ def test_ingest_2000_texts_through_injected_faults_stores_exactly_the_corpus(tmp
         LocalRuntime(faults=faults) as runtime,
         LocalPinecone(tmp_path / "pc", api_key=PINECONE_KEY) as pinecone,
     ):
-        embeddings = SagemakerEmbeddings(endpoint_name="minilm", client=runtime.client(), max_retries=8)
+        client = _CountingClient(runtime.client())
+        embeddings = SagemakerEmbeddings(endpoint_name="minilm", client=client, max_retries=8)
         pc = pinecone.client()
         ensure_index(pc, "sagerag", 384)
         store = PineconeStore.from_index_name(pc, "sagerag", embeddings)
         result = ingest_documents(docs, store, tmp_path / "records.sqlite3", "faults", batch_size=200)
         ids = stored_ids(pinecone)
-        injected = runtime.app.faults
+        counters = runtime.counters
     assert result.added == 2000 and result.skipped == 0
     assert len(ids) == len(set(ids)) == 2000
     assert set(ids) == _expected_ids(docs)
-    assert injected.active
+    # Faults of every kind were served, and each one was retried: the runtime saw exactly one request
+    # per batch that came back to us plus one per fault (botocore retries throttling and 503s, our
+    # retry policy retries "model not ready"), and refused nothing for size.
+    assert min(counters.faults.get(code, 0) for code in _INJECTED_CODES) >= 1, counters.faults
+    assert counters.faults_served >= 15  # ~25% of ~100 requests
+    assert counters.invocations == client.answered + counters.faults_served
+    assert counters.refused_requests == 0
 
 
 def test_ingest_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(

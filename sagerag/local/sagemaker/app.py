@@ -18,37 +18,43 @@ from sagerag.local.sagemaker.containers import (
     ContainerError,
     FeatureExtraction,
     JumpStartLlama2Chat,
+    TextEmbeddingsInference,
     TextGenerationInference,
 )
 from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
-from sagerag.local.sagemaker.faults import FaultConfig
+from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.models import ModelRegistry
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 """SageMaker real-time inference accepts request bodies up to 6 MB."""
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+"""And response bodies: botocore's service model gives InvokeEndpoint's response `Body` a 6,291,456-byte
+maximum, the same as the request's."""
 ACCOUNT = "000000000000"
 
 
 @dataclass(frozen=True)
-class EndpointSpec:
-    """Which container format an endpoint speaks, and which local model serves it."""
+class LocalEndpoint:
+    """Which container format a local endpoint speaks, and which local model serves it."""
 
     container: str
-    """`feature-extraction`, `feature-extraction-padded`, `tgi` or `jumpstart-chat`."""
+    """`feature-extraction`, `feature-extraction-padded`, `tei`, `tgi` or `jumpstart-chat`."""
     model: str
     """Name of a model in the registry (`minilm`, `smollm2`, or one the user registered)."""
 
 
-DEFAULT_ENDPOINTS: dict[str, EndpointSpec] = {
-    "minilm": EndpointSpec("feature-extraction", "minilm"),
-    "minilm-padded": EndpointSpec("feature-extraction-padded", "minilm"),
-    "llama2": EndpointSpec("tgi", "smollm2"),
-    "llama2-chat": EndpointSpec("jumpstart-chat", "smollm2"),
+DEFAULT_ENDPOINTS: dict[str, LocalEndpoint] = {
+    "minilm": LocalEndpoint("feature-extraction", "minilm"),
+    "minilm-padded": LocalEndpoint("feature-extraction-padded", "minilm"),
+    "minilm-tei": LocalEndpoint("tei", "minilm"),
+    "llama2": LocalEndpoint("tgi", "smollm2"),
+    "llama2-chat": LocalEndpoint("jumpstart-chat", "smollm2"),
 }
 
 _CONTAINERS: dict[str, Callable[[Any], Any]] = {
     "feature-extraction": lambda model: FeatureExtraction(model, padded=False),
     "feature-extraction-padded": lambda model: FeatureExtraction(model, padded=True),
+    "tei": TextEmbeddingsInference,
     "tgi": TextGenerationInference,
     "jumpstart-chat": JumpStartLlama2Chat,
 }
@@ -57,6 +63,26 @@ _CONTAINERS: dict[str, Callable[[Any], Any]] = {
 def _error(status: int, code: str, message: str, **fields: Any) -> Response:
     body = {"__type": code, "message": message, "Message": message, **fields}
     return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": code})
+
+
+def _response_too_large(endpoint: str, size: int, limit: int) -> Response:
+    """What SageMaker answers when a container's response is over the limit: a 424 ModelError saying a
+    500 came from the container and the body could not be loaded. The wording is SageMaker's as users
+    report it (aws/amazon-sagemaker-examples issue #4324, "Received server error (500) from primary and
+    could not load the entire response body"; the container's own server, MMS/TorchServe, refuses
+    responses over its `max_response_size` with "Message size exceed limit", see aws/sagemaker-python-sdk
+    issue #1096). No AWS document states this error for oversized responses; that user report is the
+    closest evidence found. The real service says nothing about the size; we add it after its text."""
+    log_group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    return _error(
+        424,
+        "ModelError",
+        "Received server error (500) from primary and could not load the entire response body. "
+        f"See the log group {log_group} in account {ACCOUNT} for more information. "
+        f"(sagerag local runtime: the response was {size} bytes, over the {limit}-byte limit)",
+        OriginalStatusCode=500,
+        LogStreamArn=f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{log_group}",
+    )
 
 
 def _model_error(endpoint: str, exc: ContainerError) -> Response:
@@ -79,8 +105,9 @@ class RuntimeApp:
     def __init__(
         self,
         registry: ModelRegistry,
-        endpoints: dict[str, EndpointSpec] | None = None,
+        endpoints: dict[str, LocalEndpoint] | None = None,
         faults: FaultConfig | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ):
         self.registry = registry
         self.endpoints = dict(DEFAULT_ENDPOINTS if endpoints is None else endpoints)
@@ -90,6 +117,8 @@ class RuntimeApp:
                     f"endpoint {name!r}: unknown container {spec.container!r}; known: {sorted(_CONTAINERS)}"
                 )
         self.faults = faults or FaultConfig()
+        self.max_response_bytes = max_response_bytes
+        self.counters = RuntimeCounters()
         self._containers: dict[str, Any] = {}
         self.app = Starlette(
             routes=[
@@ -108,7 +137,12 @@ class RuntimeApp:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse(
-            {"status": "ok", "endpoints": sorted(self.endpoints), "models_loaded": self.registry.loaded()}
+            {
+                "status": "ok",
+                "endpoints": sorted(self.endpoints),
+                "models_loaded": self.registry.loaded(),
+                "counters": self.counters.snapshot(),
+            }
         )
 
     async def _precheck(self, request: Request) -> tuple[str, bytes, str] | Response:
@@ -116,8 +150,10 @@ class RuntimeApp:
         name = request.path_params["name"]
         if name not in self.endpoints:
             return _error(400, "ValidationError", f"Endpoint {name} of account {ACCOUNT} not found.")
+        self.counters.count("invocation")
         body = await request.body()
         if len(body) > MAX_REQUEST_BYTES:
+            self.counters.count("refused", "request-too-large")
             return _error(
                 400,
                 "ValidationError",
@@ -128,6 +164,7 @@ class RuntimeApp:
             await asyncio.sleep(self.faults.latency_s)
         fault = self.faults.draw()
         if fault:
+            self.counters.count("fault", fault[1])
             return _error(*fault)
         return name, body, request.headers.get("x-amzn-sagemaker-custom-attributes", "")
 
@@ -143,6 +180,9 @@ class RuntimeApp:
             return _model_error(name, exc)
         except Exception as exc:  # a model that crashed: SageMaker reports a 500 from the container
             return _model_error(name, ContainerError(500, f"{type(exc).__name__}: {exc}"))
+        if len(output) > self.max_response_bytes:
+            self.counters.count("refused", "response-too-large")
+            return _response_too_large(name, len(output), self.max_response_bytes)
         return Response(
             output,
             media_type="application/json",

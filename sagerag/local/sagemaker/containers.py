@@ -1,6 +1,7 @@
 """Request and response formats of the real SageMaker containers, served by local models.
 
 - `FeatureExtraction`: Hugging Face inference toolkit, task `feature-extraction` (ragged or padded).
+- `TextEmbeddingsInference`: Hugging Face's TEI container, which pools on the server (one vector per text).
 - `TextGenerationInference`: the Hugging Face LLM container (TGI), including its streaming lines.
 - `JumpStartLlama2Chat`: JumpStart `meta-textgeneration-llama-2-*-f` (dialogs in, generations out).
 
@@ -61,6 +62,46 @@ class FeatureExtraction:
         if self.padded or single:
             return _np_json(self.model.padded_token_embeddings(texts))
         return b"[" + b",".join(_np_json(t[None, :, :]) for t in self.model.token_embeddings(texts)) + b"]"
+
+
+class TextEmbeddingsInference:
+    """TEI: `{"inputs": str | [str], "normalize": true, "truncate": false}` -> `[[float, ...], ...]`.
+
+    Mean pooling over each text's real tokens (MiniLM's sentence-transformers pooling, which TEI reads
+    from the model), L2-normalised unless `normalize` is false. Like TEI, it refuses more than
+    `max_client_batch_size` inputs, and texts over the model's token limit unless `truncate` is true.
+    """
+
+    def __init__(self, model: MiniLMModel, max_client_batch_size: int = 32):
+        self.model = model
+        self.max_client_batch_size = max_client_batch_size
+
+    def invoke(self, body: bytes, custom_attributes: str = "") -> bytes:
+        data = _json_body(body)
+        if not isinstance(data, dict) or "inputs" not in data:
+            raise ContainerError(422, "Failed to deserialize the JSON body: missing field `inputs`")
+        inputs = data["inputs"]
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ContainerError(422, "`inputs` must be a string or a non-empty list of strings")
+        if len(texts) > self.max_client_batch_size:
+            raise ContainerError(
+                413, f"batch size {len(texts)} > maximum allowed batch size {self.max_client_batch_size}"
+            )
+        if not data.get("truncate", False):
+            limit = self.model.max_tokens
+            for text in texts:
+                count = len(self.model.tokenizer(text, truncation=False)["input_ids"])
+                if count > limit:
+                    raise ContainerError(
+                        413,
+                        f"Input validation error: `inputs` must have less than {limit} tokens. "
+                        f"Given: {count}",
+                    )
+        pooled = np.stack([tokens.mean(axis=0) for tokens in self.model.token_embeddings(texts)])
+        if data.get("normalize", True):
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return _np_json(pooled)
 
 
 def _np_json(array: np.ndarray) -> bytes:

@@ -1,4 +1,4 @@
-"""Fault injection for reliability tests and benchmarks: off by default.
+"""Fault injection for reliability tests and benchmarks (off by default), and the counters that prove it ran.
 
 A seeded random draw per request picks throttling (400 `ThrottlingException`), model-not-ready (429
 `ModelNotReadyException`) or unavailable (503 `ServiceUnavailable`), in the configured fractions, and every
@@ -57,3 +57,46 @@ class FaultConfig:
         if roll < self.unavailable_rate:
             return 503, "ServiceUnavailable", "Service is unavailable (injected by sagerag's local runtime)"
         return None
+
+
+@dataclass
+class RuntimeCounters:
+    """What the local runtime did besides serving: faults it injected, requests it refused.
+
+    Tests and benchmarks read these to prove a fault path ran (so many throttles served, so many oversized
+    responses refused), rather than trusting that a configured rate took effect.
+    """
+
+    invocations: int = 0
+    """Invocation requests received (streaming included), refused or not."""
+    faults: dict[str, int] = field(default_factory=dict)
+    """Injected faults served, by error code (`ThrottlingException`, ...)."""
+    refused: dict[str, int] = field(default_factory=dict)
+    """Requests refused at a service limit, by reason: `request-too-large`, `response-too-large`."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, kind: str, key: str = "") -> None:
+        """Add one `invocation`, one fault of code `key`, or one refusal for reason `key`."""
+        with self._lock:
+            if kind == "invocation":
+                self.invocations += 1
+            else:
+                table = self.faults if kind == "fault" else self.refused
+                table[key] = table.get(key, 0) + 1
+
+    @property
+    def faults_served(self) -> int:
+        return sum(self.faults.values())
+
+    @property
+    def refused_requests(self) -> int:
+        return sum(self.refused.values())
+
+    def snapshot(self) -> dict[str, object]:
+        """A copy, JSON-ready (also served at `GET /ping`)."""
+        with self._lock:
+            return {
+                "invocations": self.invocations,
+                "faults": dict(self.faults),
+                "refused": dict(self.refused),
+            }

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sagerag.local._server import LOOPBACK, BackgroundServer
-from sagerag.local.sagemaker.app import EndpointSpec, RuntimeApp
-from sagerag.local.sagemaker.faults import FaultConfig
+from sagerag.local.sagemaker.app import MAX_RESPONSE_BYTES, LocalEndpoint, RuntimeApp
+from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.models import ModelRegistry, shared_registry
 
 LOCAL_REGION = "us-east-1"
@@ -24,12 +24,13 @@ class LocalRuntime:
         self,
         host: str = LOOPBACK,
         port: int | None = None,
-        endpoints: dict[str, EndpointSpec] | None = None,
+        endpoints: dict[str, LocalEndpoint] | None = None,
         faults: FaultConfig | None = None,
         registry: ModelRegistry | None = None,
         allow_remote: bool = False,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ):
-        self.app = RuntimeApp(registry or shared_registry(), endpoints, faults)
+        self.app = RuntimeApp(registry or shared_registry(), endpoints, faults, max_response_bytes)
         self._server = BackgroundServer(self.app.app, host, port, allow_remote)
 
     @property
@@ -43,6 +44,11 @@ class LocalRuntime:
     @faults.setter
     def faults(self, value: FaultConfig) -> None:
         self.app.faults = value
+
+    @property
+    def counters(self) -> RuntimeCounters:
+        """Faults served and requests refused (e.g. responses over the 6 MB limit) since start."""
+        return self.app.counters
 
     def client(self, **config: Any) -> Any:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""

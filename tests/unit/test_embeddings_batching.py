@@ -1,0 +1,182 @@
+"""SagemakerEmbeddings' batching and retries against a stand-in endpoint (no model, no server).
+
+The stand-in answers like a TEI endpoint (one vector per text, the vector naming the text) and refuses,
+as SageMaker does, any response holding more than `refuse_over` texts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from langchain_tests.unit_tests import EmbeddingsUnitTests
+
+from sagerag.adapters import MiniLMContentHandler, SagemakerEmbeddings, TEIContentHandler
+from sagerag.errors import DocumentTooLargeError, EmbeddingOutputError
+from sagerag.retry import RetryPolicy
+
+TOO_LARGE = (
+    "Received server error (500) from primary and could not load the entire response body. "
+    "See the log group /aws/sagemaker/Endpoints/fake in account 000000000000 for more information."
+)
+
+
+def _client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "InvokeEndpoint")
+
+
+class FakeEndpoint:
+    """Texts `t<i> ...` in, `[[i, 1.0], ...]` out; refuses responses of more than `refuse_over` texts."""
+
+    def __init__(self, refuse_over: int = 10_000, failures: list[ClientError] | None = None) -> None:
+        self.refuse_over = refuse_over
+        self.failures = list(failures or [])
+        self.calls: list[list[str]] = []
+        self.served: list[list[str]] = []
+
+    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        texts = json.loads(kwargs["Body"])["inputs"]
+        self.calls.append(texts)
+        if self.failures:
+            raise self.failures.pop(0)
+        if len(texts) > self.refuse_over:
+            raise _client_error("ModelError", TOO_LARGE)
+        self.served.append(texts)
+        body = json.dumps([[float(text.split()[0][1:]), 1.0] for text in texts]).encode()
+        return {"Body": io.BytesIO(body), "ContentType": "application/json"}
+
+
+def _texts(n: int) -> list[str]:
+    # lengths vary, so the length sort inside SagemakerEmbeddings reorders them
+    return [f"t{i} " + "word " * ((i * 7) % 5) for i in range(n)]
+
+
+def _embeddings(endpoint: FakeEndpoint, **fields: Any) -> SagemakerEmbeddings:
+    handler = TEIContentHandler(normalize=False, dimension=2, bytes_per_value=100)  # 204 bytes per text
+    return SagemakerEmbeddings(endpoint_name="fake", client=endpoint, content_handler=handler, **fields)
+
+
+def _ids(vectors: list[list[float]]) -> list[int]:
+    return [int(v[0]) for v in vectors]
+
+
+def test_batches_are_cut_by_the_expected_response_size() -> None:
+    endpoint = FakeEndpoint()
+    vectors = _embeddings(endpoint, max_response_bytes=5 * 204).embed_documents(_texts(23))
+    assert _ids(vectors) == list(range(23))
+    assert max(len(call) for call in endpoint.calls) == 5 and len(endpoint.calls) == 5
+
+
+def test_refused_batches_are_halved_until_they_fit_in_order_and_once() -> None:
+    endpoint = FakeEndpoint(refuse_over=3)
+    texts = _texts(16)
+    vectors = _embeddings(endpoint, batch_size=16, max_concurrency=1).embed_documents(texts)
+    assert _ids(vectors) == list(range(16))
+    assert [len(call) for call in endpoint.calls[:3]] == [16, 8, 4]  # refused, refused, refused, then 2s
+    assert sorted(t for batch in endpoint.served for t in batch) == sorted(texts)
+    refused = len(endpoint.calls) - len(endpoint.served)
+    assert refused == 1 + 2 + 4  # the 16, both 8s, all four 4s
+
+
+def test_async_path_splits_the_same_way() -> None:
+    import asyncio
+
+    endpoint = FakeEndpoint(refuse_over=2)
+    vectors = asyncio.run(_embeddings(endpoint, batch_size=8).aembed_documents(_texts(11)))
+    assert _ids(vectors) == list(range(11))
+    assert sorted(t for batch in endpoint.served for t in batch) == sorted(_texts(11))
+
+
+def test_a_text_refused_alone_is_named_by_its_position_in_the_callers_list() -> None:
+    endpoint = FakeEndpoint(refuse_over=0)
+    with pytest.raises(DocumentTooLargeError, match=r"^text #1 alone .*endpoint 'fake'.*TEI") as info:
+        _embeddings(endpoint).embed_documents(["t0 a much longer text than the other", "t1 x"])
+    assert "\n" not in str(info.value)
+
+
+def test_throttling_is_retried_and_other_errors_are_not() -> None:
+    endpoint = FakeEndpoint(failures=[_client_error("ModelNotReadyException", "warming up")] * 2)
+    assert _ids(_embeddings(endpoint).embed_documents(["t4 a"])) == [4]
+    assert len(endpoint.calls) == 3
+    broken = FakeEndpoint(failures=[_client_error("ValidationError", "no such endpoint")])
+    with pytest.raises(ClientError, match=r"no such endpoint.*\[endpoint 'fake'\]"):
+        _embeddings(broken).embed_documents(["t0"])
+    assert len(broken.calls) == 1
+
+
+def test_tei_handler_rejects_token_level_output() -> None:
+    with pytest.raises(EmbeddingOutputError, match="is this a TEI endpoint"):
+        TEIContentHandler().transform_output(json.dumps([[[0.1, 0.2]]]).encode())
+
+
+def test_minilm_estimate_keeps_two_512_token_texts_apart() -> None:
+    """A 512-token response is ~4.7 MB as the inference toolkit writes it: one such text per request."""
+    handler = MiniLMContentHandler()
+    long = "alpha beta gamma delta " * 200  # truncated at 512 tokens
+    short = "a short text"
+    sizes = handler.estimate_response_bytes([long, short])
+    assert 4_500_000 < sizes[0] < 5 * 1024 * 1024 and sizes[1] < 60_000
+    endpoint = FakeEndpoint()
+    embeddings = SagemakerEmbeddings(endpoint_name="fake", client=endpoint, content_handler=handler)
+    assert [len(batch) for _, batch in embeddings._batches([f"t{i} {long}" for i in range(3)])] == [1, 1, 1]
+    assert [len(batch) for _, batch in embeddings._batches([f"t{i} {short}" for i in range(40)])] == [32, 8]
+
+
+def test_retry_policy_waits_with_full_jitter_and_gives_up() -> None:
+    waits: list[float] = []
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        raise TimeoutError("slow")
+
+    policy = RetryPolicy(lambda exc: isinstance(exc, TimeoutError), 4, 0.5, 1.0, sleep=waits.append)
+    with pytest.raises(TimeoutError):
+        policy.call(flaky)
+    assert len(calls) == 4 and len(waits) == 3
+    assert all(0 <= w <= bound for w, bound in zip(waits, [0.5, 1.0, 1.0], strict=True))
+    with pytest.raises(KeyError):
+        policy.call(lambda: {}["missing"])  # not retryable: raised at once
+    assert len(waits) == 3
+
+
+class TestSagemakerEmbeddingsUnit(EmbeddingsUnitTests):
+    """LangChain's standard unit suite: construction from parameters and from the AWS environment."""
+
+    @property
+    def embeddings_class(self) -> type[SagemakerEmbeddings]:
+        return SagemakerEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"endpoint_name": "minilm", "region_name": "us-east-1"}
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        env = {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+        return env, {"endpoint_name": "minilm"}, {"endpoint_name": "minilm", "region_name": None}
+
+
+def test_client_built_from_the_environment_uses_its_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert SagemakerEmbeddings(endpoint_name="minilm").client.meta.region_name == "eu-west-1"
+
+
+def test_embeddings_kind_setting_picks_the_handler(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sagerag.adapters import make_embeddings
+    from sagerag.config import load_settings
+    from sagerag.errors import ConfigurationError
+
+    config = tmp_path / "sagerag.toml"
+    config.write_text('[sagemaker]\nembeddings_kind = "tei"\n')
+    monkeypatch.delenv("SAGERAG_EMBEDDINGS_KIND", raising=False)
+    settings = load_settings(config)
+    assert settings.embeddings_kind == "tei"
+    embeddings = make_embeddings("e", kind="tei", client=FakeEndpoint(), batch_size=64)
+    assert isinstance(embeddings.content_handler, TEIContentHandler) and embeddings.batch_size == 32
+    monkeypatch.setenv("SAGERAG_EMBEDDINGS_KIND", "onnx")
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_KIND.*feature-extraction, tei"):
+        load_settings(config)
