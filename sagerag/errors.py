@@ -9,7 +9,8 @@ SDK documents; we only add context such as the endpoint name. What is sagerag's 
     ├── InputError                bad user input: a file that cannot be read or parsed, an empty question
     ├── DocumentTooLargeError     one document cannot fit a single request or Pinecone's metadata limit
     ├── IndexMismatchError        an existing index has another dimension or metric than asked for
-    └── ModelUnavailableError     a local model package is not installed or cannot be loaded
+    ├── ModelUnavailableError     a local model package is not installed or cannot be loaded
+    └── EndpointOutputError       an endpoint answered with a body the adapter cannot read
 """
 
 from __future__ import annotations
@@ -37,3 +38,7 @@ class IndexMismatchError(ConfigurationError):
 
 class ModelUnavailableError(ConfigurationError):
     """A local model cannot be loaded (package missing, or it would need a download)."""
+
+
+class EndpointOutputError(SageRagError):
+    """An endpoint answered with a body (or tool call) the adapter cannot read: name the endpoint."""

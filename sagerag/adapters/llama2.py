@@ -15,7 +15,7 @@ from langchain_aws.chat_models.sagemaker_endpoint import ChatModelContentHandler
 from langchain_aws.llms.sagemaker_endpoint import LLMContentHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from sagerag.errors import SageRagError
+from sagerag.errors import EndpointOutputError
 
 EULA_ATTRIBUTE = "accept_eula=true"
 """JumpStart's Llama 2 endpoints refuse calls without this custom attribute (a 424 ModelError)."""
@@ -31,10 +31,6 @@ JUMPSTART_DEFAULT_PARAMETERS: dict[str, Any] = {"max_new_tokens": 256, "top_p": 
 
 B_INST, E_INST = "[INST]", "[/INST]"
 B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
-
-
-class EndpointOutputError(SageRagError):
-    """The endpoint answered with a body this handler cannot read."""
 
 
 def _read_json(output: Any) -> Any:

@@ -22,6 +22,7 @@ from sagerag.local.sagemaker.containers import (
 )
 from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
 from sagerag.local.sagemaker.faults import FaultConfig
+from sagerag.local.sagemaker.messages import MessagesAPI
 from sagerag.local.sagemaker.models import ModelRegistry
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
@@ -34,7 +35,7 @@ class EndpointSpec:
     """Which container format an endpoint speaks, and which local model serves it."""
 
     container: str
-    """`feature-extraction`, `feature-extraction-padded`, `tgi` or `jumpstart-chat`."""
+    """`feature-extraction`, `feature-extraction-padded`, `tgi`, `jumpstart-chat` or `messages`."""
     model: str
     """Name of a model in the registry (`minilm`, `smollm2`, or one the user registered)."""
 
@@ -44,6 +45,7 @@ DEFAULT_ENDPOINTS: dict[str, EndpointSpec] = {
     "minilm-padded": EndpointSpec("feature-extraction-padded", "minilm"),
     "llama2": EndpointSpec("tgi", "smollm2"),
     "llama2-chat": EndpointSpec("jumpstart-chat", "smollm2"),
+    "messages": EndpointSpec("messages", "smollm2"),
 }
 
 _CONTAINERS: dict[str, Callable[[Any], Any]] = {
@@ -51,6 +53,7 @@ _CONTAINERS: dict[str, Callable[[Any], Any]] = {
     "feature-extraction-padded": lambda model: FeatureExtraction(model, padded=True),
     "tgi": TextGenerationInference,
     "jumpstart-chat": JumpStartLlama2Chat,
+    "messages": MessagesAPI,
 }
 
 
