@@ -31,7 +31,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sagerag.adapters._client import DEFAULT_TIMEOUT, make_runtime_client, name_endpoint
+from sagerag.adapters._client import DEFAULT_TIMEOUT, make_runtime_client, name_endpoint, runtime_config
 from sagerag.adapters._stream import iter_payload_lines
 from sagerag.errors import EndpointOutputError
 
@@ -60,6 +60,8 @@ class SagemakerMessagesChatModel(BaseChatModel):
     """SageMaker Runtime URL override (a local server, a VPC endpoint), when the client is built here."""
     timeout: float = DEFAULT_TIMEOUT
     """Seconds per call, when the client is built here."""
+    max_retries: int | None = None
+    """Retries per call (botocore standard mode), when the client is built here; None keeps the default 3."""
     model: str | None = Field(default=None, alias="model_name")
     """`model` field of the request; TGI ignores it, LMI/vLLM may need the served model's name."""
     temperature: float | None = None
@@ -86,8 +88,13 @@ class SagemakerMessagesChatModel(BaseChatModel):
     @model_validator(mode="after")
     def _make_client(self) -> SagemakerMessagesChatModel:
         if self.client is None:
+            attempts = {} if self.max_retries is None else {"max_attempts": self.max_retries + 1}
             self.client = make_runtime_client(
-                self.region_name, self.endpoint_url, self.credentials_profile_name, self.timeout
+                self.region_name,
+                self.endpoint_url,
+                self.credentials_profile_name,
+                self.timeout,
+                config=runtime_config(self.timeout, **attempts),
             )
         return self
 
