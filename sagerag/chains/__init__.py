@@ -7,7 +7,7 @@ LangChain objects work; ``sagerag.pipeline`` wires the project's own.
 from sagerag.chains.abstain import DEFAULT_MIN_SCORE, normalize_answer, says_idk
 from sagerag.chains.rag import RagResult, StreamedAnswer, build_rag_chain, stream_answer
 from sagerag.chains.retrieval_qa import BudgetedRetriever, build_retrieval_qa
-from sagerag.chains.tool import as_tool, format_tool_answer
+from sagerag.chains.tool import as_tool, consult_first, format_tool_answer
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -17,6 +17,7 @@ __all__ = [
     "as_tool",
     "build_rag_chain",
     "build_retrieval_qa",
+    "consult_first",
     "format_tool_answer",
     "normalize_answer",
     "says_idk",
