@@ -17,9 +17,17 @@ from langchain_core.tools import tool
 from langchain_tests.unit_tests import ChatModelUnitTests
 from pydantic import BaseModel, Field
 
-from sagerag.adapters import EULA_ATTRIBUTE, Llama2ChatContentHandler, SagemakerChatModel, make_chat_model
+from sagerag.adapters import (
+    EULA_ATTRIBUTE,
+    Llama2ChatContentHandler,
+    SagemakerChatModel,
+    SagemakerLLM,
+    make_chat_model,
+    make_model,
+)
 from sagerag.adapters.messages import SagemakerMessagesChatModel
-from sagerag.errors import EndpointOutputError
+from sagerag.config import load_settings
+from sagerag.errors import ConfigurationError, EndpointOutputError
 
 ENDPOINT = "tgi-messages"
 HEAD = '"id":"","object":"chat.completion.chunk","created":1732000000,"model":"meta-llama/Llama-3.1-8B-Instruct","system_fingerprint":"2.4.0-sha-0ff6ff6"'
@@ -345,3 +353,20 @@ def test_llama2_chat_model_sends_max_tokens_as_max_new_tokens() -> None:
     assert client.requests[0]["Body"]["parameters"]["max_new_tokens"] == 12
     model.invoke("Capital of France?", max_new_tokens=3)
     assert client.requests[1]["Body"]["parameters"]["max_new_tokens"] == 3
+
+
+def test_settings_and_make_model_know_the_messages_kind(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_LLM_KIND", "messages")
+    assert load_settings().llm_kind == "messages"
+    monkeypatch.setenv("SAGERAG_LLM_KIND", "vllm")
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_LLM_KIND.*one of tgi, jumpstart-chat, messages"):
+        load_settings()
+    client = ScriptedClient(body=_completion({"role": "assistant", "content": "Paris."}))
+    chat = make_model("messages", "messages", max_new_tokens=7, client=client)
+    assert chat.invoke("Capital of France?").content == "Paris."
+    assert client.requests[0]["Body"]["max_tokens"] == 7
+    llm = make_model("llama2", "tgi", max_new_tokens=7, client=client)
+    assert isinstance(llm, SagemakerLLM) and llm.model_kwargs == {"max_new_tokens": 7}
