@@ -153,7 +153,9 @@ class MessagesAPI(_Generator):
         turns = ([{"role": "system", "content": "\n\n".join(system)}] if system else []) + rest
         temperature = data.get("temperature")
         params = {
-            "max_new_tokens": data.get("max_completion_tokens") or data.get("max_tokens") or 256,
+            "max_new_tokens": next(
+                (data[k] for k in ("max_completion_tokens", "max_tokens") if data.get(k) is not None), 256
+            ),
             "temperature": None if temperature == 0 else temperature,
             "top_p": data.get("top_p"),
             "seed": data.get("seed"),
