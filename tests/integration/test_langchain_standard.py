@@ -85,7 +85,10 @@ class TestMessagesChatStandard(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {"endpoint_name": "messages", "client": shared_runtime().client(), "max_tokens": 48}
+        # One attempt, a long read timeout: a grammar-constrained answer on a busy 2-core machine can take
+        # minutes, and a retried request would queue a second generation behind the first.
+        client = shared_runtime().client(timeout=900, max_attempts=1)
+        return {"endpoint_name": "messages", "client": client, "max_tokens": 48}
 
     @property
     def standard_chat_model_params(self) -> dict[str, Any]:
