@@ -4,6 +4,7 @@ the adapter reads what the container writes (the grammar itself needs the real m
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ class ScriptedModel:
         self.scripts = list(scripts)
         self.prompts: list[str] = []
         self.grammars: list[Any] = []
+        self._lock = threading.Lock()
 
     def render(self, turns: list[dict[str, str]]) -> str:
         return "".join(f"<{t['role']}>{t['content']}\n" for t in turns)
@@ -46,12 +48,18 @@ class ScriptedModel:
     def generate(
         self, tokens: list[int], max_new_tokens: int, *args: Any, grammar: Any = None
     ) -> Iterator[GeneratedToken]:
-        self.grammars.append(grammar)
-        for count, text in enumerate(self.scripts.pop(0), start=1):
-            yield GeneratedToken(count, text, 0.0, False)
-            if count >= max_new_tokens:
-                return
-        yield GeneratedToken(0, "", 0.0, True)
+        # Like the real model: one generation at a time (a second one while the first is open would deadlock).
+        if not self._lock.acquire(blocking=False):
+            raise AssertionError("a generation started while another still holds the model")
+        try:
+            self.grammars.append(grammar)
+            for count, text in enumerate(self.scripts.pop(0), start=1):
+                yield GeneratedToken(count, text, 0.0, False)
+                if count >= max_new_tokens:
+                    return
+            yield GeneratedToken(0, "", 0.0, True)
+        finally:
+            self._lock.release()
 
 
 def _body(**fields: Any) -> bytes:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -264,7 +264,7 @@ class MessagesAPI(_Generator):
 
     def _generate(
         self, tokens: list[int], options: dict[str, Any], budget: int, grammar: Any = None
-    ) -> Iterator[tuple[str, str]]:
+    ) -> Generator[tuple[str, str], None, None]:
         """(text piece, finish reason or '') per token, as TGI names the reasons."""
         generated = self.model.generate(
             tokens,
@@ -276,11 +276,14 @@ class MessagesAPI(_Generator):
             options["repetition_penalty"],
             grammar=grammar,
         )
-        for count, token in enumerate(generated, start=1):
-            if token.special:
-                yield "", "eos_token"
-                return
-            yield token.text, "length" if count >= budget else ""
+        try:
+            for count, token in enumerate(generated, start=1):
+                if token.special:
+                    yield "", "eos_token"
+                    return
+                yield token.text, "length" if count >= budget else ""
+        finally:
+            generated.close()  # releases the model's lock now, not when the generator is collected
 
     def events(self, request: ChatRequest, usage: dict[str, int]) -> Iterator[Event]:
         """The answer as events; `usage` is filled in as tokens are counted."""
@@ -295,17 +298,16 @@ class MessagesAPI(_Generator):
         grammar = schema_grammar(request.response_schema) if request.response_schema is not None else None
         stops = StopWordFilter(request.options["stop"])
         watch_call = request.tool_choice == "auto"
-        held, finish = "", "length"
-        for piece, reason in self._generate(
-            tokens, request.options, request.options["max_new_tokens"], grammar
-        ):
+        held, finish, calling = "", "length", False
+        generated = self._generate(tokens, request.options, request.options["max_new_tokens"], grammar)
+        for piece, reason in generated:
             usage["completion_tokens"] += 1
             if watch_call:
                 held += piece
                 head = held.lstrip()
                 if head.startswith(TOOL_CALL_OPEN):
-                    yield from self._call(request, "required", usage)
-                    return
+                    calling = True
+                    break
                 if TOOL_CALL_OPEN.startswith(head) and not reason:
                     continue  # might still become a tool call: hold the text back
                 watch_call, piece = False, held
@@ -318,6 +320,10 @@ class MessagesAPI(_Generator):
             if reason:
                 finish = reason
                 break
+        generated.close()  # the model's lock is held until this generation ends
+        if calling:  # the model began a tool call: finish it under the grammars
+            yield from self._call(request, "required", usage)
+            return
         tail = stops.flush()
         if tail:
             yield Event("text", tail)

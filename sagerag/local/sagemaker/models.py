@@ -13,7 +13,7 @@ import codecs
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,7 +168,7 @@ class GGUFChatModel:
         seed: int = 0,
         repetition_penalty: float = 1.0,
         grammar: Any = None,
-    ) -> Iterator[GeneratedToken]:
+    ) -> Generator[GeneratedToken, None, None]:
         """Yield tokens until end-of-generation or `max_new_tokens`; the last one may be special (EOS).
 
         Holds the model's lock for the whole generation: a llama.cpp context serves one sequence at a time.
