@@ -1,11 +1,12 @@
-"""An agent that consults the SageMaker FAQ through the RAG chain, used as a tool.
+"""An agent that consults the SageMaker FAQ through the RAG chain, used as a tool, all on SageMaker.
 
-    python examples/agent.py "How do I keep endpoint costs down?"
+    sagerag ingest evals/Amazon_SageMaker_FAQs.csv     # once: fill the (local) knowledge base
+    python examples/agent.py "Which instances can I use with Managed Spot Training in SageMaker?"
 
-The RAG chain answers from the FAQ (or says "I don't know") and the tool hands the agent the answer
-with its source ids. The agent's own model must support tool calling, which Llama 2 endpoints do not:
-set SAGERAG_AGENT_MODEL to an `init_chat_model` id (e.g. "bedrock_converse:anthropic.claude-3-5-haiku-
-20241022-v1:0"). Without it, the script calls the tool directly, as the agent would.
+The RAG chain answers from the FAQ (or says "I don't know") and the tool hands the agent the answer with
+its source ids. The agent's own model is a Messages API endpoint (`kind="messages"`: TGI >= 1.4 or LMI,
+with tool calling); offline it is the local `messages` endpoint. SAGERAG_AGENT_ENDPOINT names another
+one. Its first call is forced to the tool (`consult_first`), which small models need.
 """
 
 from __future__ import annotations
@@ -15,22 +16,25 @@ import sys
 
 from langchain.agents import create_agent
 
-from sagerag.chains import as_tool, build_rag_chain
+from sagerag.adapters import SagemakerMessagesChatModel, make_chat_model
+from sagerag.chains import as_tool, build_rag_chain, consult_first
 from sagerag.pipeline import from_settings
+
+SYSTEM_PROMPT = (
+    "Call the sagemaker_faq tool with the user's question, word for word, then answer with what it "
+    "returns and cite its source ids."
+)
 
 
 def main(question: str) -> None:
     with from_settings() as pipeline:
         tool = as_tool(build_rag_chain(pipeline.llm, pipeline.store))
-        model = os.environ.get("SAGERAG_AGENT_MODEL")
-        if not model:
-            print("SAGERAG_AGENT_MODEL is not set; calling the tool directly:\n")
-            print(tool.invoke({"question": question}))
-            return
+        model = pipeline.llm
+        if not isinstance(model, SagemakerMessagesChatModel):  # the RAG model is another kind
+            endpoint = os.environ.get("SAGERAG_AGENT_ENDPOINT", "messages")
+            model = make_chat_model(endpoint, kind="messages", client=pipeline.llm.client)  # type: ignore[attr-defined]
         agent = create_agent(
-            model,
-            tools=[tool],
-            system_prompt="Answer questions about Amazon SageMaker with the sagemaker_faq tool; cite source ids.",
+            model, tools=[tool], middleware=[consult_first(tool)], system_prompt=SYSTEM_PROMPT
         )
         state = agent.invoke({"messages": [{"role": "user", "content": question}]})
         for message in state["messages"]:
@@ -38,4 +42,4 @@ def main(question: str) -> None:
 
 
 if __name__ == "__main__":
-    main(" ".join(sys.argv[1:]) or "What is Amazon SageMaker?")
+    main(" ".join(sys.argv[1:]) or "Which instances can I use with Managed Spot Training in SageMaker?")

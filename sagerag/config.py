@@ -11,12 +11,18 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import tomli_w
 from pydantic import SecretStr
 
 from sagerag.errors import ConfigurationError
+
+LLMKind = Literal["tgi", "jumpstart-chat", "messages"]
+"""What an LLM endpoint speaks: `tgi` (Hugging Face LLM container, text in and out), `jumpstart-chat`
+(JumpStart Llama-2-chat dialogs) or `messages` (the Messages API of TGI >= 1.4 and LMI: OpenAI-style
+chat completions with tool calling). The one definition; adapters and the CLI use it."""
+LLM_KINDS: tuple[LLMKind, ...] = get_args(LLMKind)
 
 CONFIG_ENV = "SAGERAG_CONFIG"
 LOCAL_DEFAULT_PROMPT = "local-brief"
@@ -44,8 +50,8 @@ class Settings:
     """SageMaker Runtime URL override (a local server, a VPC endpoint); None means AWS's own."""
     llm_endpoint: str = "llama2"
     """Name of the text-generation endpoint."""
-    llm_kind: str = "tgi"
-    """`tgi` (Hugging Face LLM container) or `jumpstart-chat` (JumpStart Llama-2-chat)."""
+    llm_kind: LLMKind = "tgi"
+    """What the LLM endpoint speaks (see `LLMKind`)."""
     max_new_tokens: int = 256
     """Most tokens the LLM may generate per answer."""
     embeddings_endpoint: str = "minilm"
@@ -146,10 +152,10 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("retrieval", "index_text"): "index_text",
     ("retrieval", "min_score"): "min_score",
 }
-LLM_KINDS = ("tgi", "jumpstart-chat")
 RETRIEVAL_MODES = ("hybrid", "dense")
 INDEX_TEXTS = ("question+answer", "answer")
-EMBEDDINGS_KINDS = ("feature-extraction", "tei")
+EmbeddingsKind = Literal["feature-extraction", "tei"]
+EMBEDDINGS_KINDS: tuple[EmbeddingsKind, ...] = get_args(EmbeddingsKind)
 """Per-token output (Hugging Face inference toolkit) or pooled output (Text Embeddings Inference)."""
 
 

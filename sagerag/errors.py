@@ -54,7 +54,7 @@ class ModelUnavailableError(ConfigurationError):
 
 
 class EndpointOutputError(SageRagError):
-    """The endpoint answered with a body this handler cannot read."""
+    """An endpoint answered with a body (or tool call) the adapter cannot read: name the endpoint."""
 
 
 class EmbeddingOutputError(EndpointOutputError):

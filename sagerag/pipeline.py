@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 
-from sagerag.adapters import SagemakerEmbeddings, make_chat_model, make_embeddings, make_llm
+from sagerag.adapters import SagemakerEmbeddings, make_embeddings, make_model
 from sagerag.adapters._client import make_runtime_client
 from sagerag.config import Settings, load_settings
 from sagerag.errors import ConfigurationError, SageRagError
@@ -180,20 +180,13 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
         )
 
     embeddings = make_embeddings(settings.embeddings_endpoint, client=client, timeout=settings.timeout)
-    generation = {"max_new_tokens": settings.max_new_tokens}
-    llm: BaseLanguageModel
-    if settings.llm_kind == "jumpstart-chat":
-        llm = make_chat_model(
-            settings.llm_endpoint,
-            kind="jumpstart-chat",
-            client=client,
-            timeout=settings.timeout,
-            model_kwargs=generation,
-        )
-    else:
-        llm = make_llm(
-            settings.llm_endpoint, client=client, timeout=settings.timeout, model_kwargs=generation
-        )
+    llm = make_model(
+        settings.llm_endpoint,
+        settings.llm_kind,
+        max_new_tokens=settings.max_new_tokens,
+        client=client,
+        timeout=settings.timeout,
+    )
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
     dimension = len(embeddings.embed_query("dimension probe"))

@@ -2,7 +2,7 @@
 
 from sagerag.adapters.chat import SagemakerChatModel
 from sagerag.adapters.embeddings import SagemakerEmbeddings
-from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm
+from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm, make_model
 from sagerag.adapters.llama2 import (
     EULA_ATTRIBUTE,
     Llama2ChatContentHandler,
@@ -12,6 +12,7 @@ from sagerag.adapters.llama2 import (
     render_llama2_chat,
 )
 from sagerag.adapters.llm import SagemakerLLM
+from sagerag.adapters.messages import SagemakerMessagesChatModel
 from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
 from sagerag.adapters.tei import TEIContentHandler
 
@@ -24,10 +25,12 @@ __all__ = [
     "SagemakerChatModel",
     "SagemakerEmbeddings",
     "SagemakerLLM",
+    "SagemakerMessagesChatModel",
     "TEIContentHandler",
     "make_chat_model",
     "make_embeddings",
     "make_llm",
+    "make_model",
     "mean_pool",
     "messages_to_dialog",
     "render_llama2_chat",

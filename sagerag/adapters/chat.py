@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_aws.chat_models.sagemaker_endpoint import ChatSagemakerEndpoint
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
@@ -25,6 +26,15 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
 
     stop: list[str] | None = None
     """Default stop words (literal strings), used when a call gives none."""
+    max_tokens: int | None = None
+    """LangChain's standard token limit; sent as the endpoint's `max_new_tokens` unless a call sets that."""
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """Traces name the endpoint as the model (a call-time `model` wins), as LangChain's tracing expects."""
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "amazon_sagemaker"
+        params["ls_model_name"] = kwargs.get("model") or self.endpoint_name
+        return params
 
     @property
     def _can_stream(self) -> bool:
@@ -37,6 +47,8 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.max_tokens is not None:
+            kwargs.setdefault("max_new_tokens", self.max_tokens)
         try:
             response = self.client.invoke_endpoint(**invocation_params(self, messages, False, kwargs))
         except Exception as exc:
@@ -56,6 +68,8 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
             text = str(self._generate(messages, stop, run_manager, **kwargs).generations[0].message.text)
             yield self._chunk(text, run_manager, last=True)
             return
+        if self.max_tokens is not None:
+            kwargs.setdefault("max_new_tokens", self.max_tokens)
         try:
             response = self.client.invoke_endpoint_with_response_stream(
                 **invocation_params(self, messages, True, kwargs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+
+from langchain_core.language_models import BaseLanguageModel
 
 from sagerag.adapters._client import DEFAULT_TIMEOUT, make_runtime_client
 from sagerag.adapters.chat import SagemakerChatModel
@@ -14,11 +16,10 @@ from sagerag.adapters.llama2 import (
     Llama2TGIChatContentHandler,
 )
 from sagerag.adapters.llm import SagemakerLLM
+from sagerag.adapters.messages import SagemakerMessagesChatModel
 from sagerag.adapters.minilm import MiniLMContentHandler
 from sagerag.adapters.tei import TEI_MAX_CLIENT_BATCH_SIZE, TEIContentHandler
-
-LLMKind = Literal["tgi", "jumpstart-chat"]
-EmbeddingsKind = Literal["feature-extraction", "tei"]
+from sagerag.config import LLM_KINDS, EmbeddingsKind, LLMKind
 
 
 def _client(
@@ -45,13 +46,13 @@ def make_llm(
     timeout: float = DEFAULT_TIMEOUT,
     streaming: bool = False,
     model_kwargs: dict[str, Any] | None = None,
-    accept_eula: bool = True,
     endpoint_kwargs: dict[str, Any] | None = None,
 ) -> SagemakerLLM:
     """A text-completion `LLM` for a TGI endpoint (`kind="tgi"`).
 
-    For a JumpStart chat endpoint use `make_chat_model(kind="jumpstart-chat")`: its API takes dialogs, not text.
+    For JumpStart chat and Messages API endpoints use `make_chat_model`: their APIs take messages, not text.
     """
+    _check_kind(kind)
     if kind != "tgi":
         raise ValueError(f"make_llm supports kind='tgi'; for {kind!r} endpoints use make_chat_model")
     return SagemakerLLM(
@@ -77,20 +78,57 @@ def make_chat_model(
     model_kwargs: dict[str, Any] | None = None,
     accept_eula: bool = True,
     endpoint_kwargs: dict[str, Any] | None = None,
-) -> SagemakerChatModel:
-    """A chat model for a JumpStart Llama-2-chat endpoint (sends `accept_eula=true` unless told not to)
-    or for a Llama 2 chat model on TGI (`kind="tgi"`: messages rendered as `[INST]` markup)."""
+) -> SagemakerChatModel | SagemakerMessagesChatModel:
+    """A chat model for an endpoint of `kind`:
+
+    - `jumpstart-chat`: JumpStart Llama-2-chat (sends `accept_eula=true` unless `accept_eula=False`);
+    - `tgi`: a Llama 2 chat model on TGI's text API (messages rendered as `[INST]` markup);
+    - `messages`: the Messages API (TGI >= 1.4, LMI): tool calling and structured output; here
+      `model_kwargs` are request fields such as `max_tokens` or `temperature`.
+    """
+    _check_kind(kind)
+    client = _client(client, region_name, endpoint_url, credentials_profile_name, timeout)
+    if kind == "messages":
+        return SagemakerMessagesChatModel(
+            endpoint_name=endpoint_name,
+            client=client,
+            region_name=region_name,
+            model_kwargs=dict(model_kwargs or {}),
+            endpoint_kwargs=dict(endpoint_kwargs or {}),
+        )
     handler = Llama2ChatContentHandler() if kind == "jumpstart-chat" else Llama2TGIChatContentHandler()
-    if kind not in ("tgi", "jumpstart-chat"):
-        raise ValueError(f"unknown LLM kind {kind!r}; expected 'tgi' or 'jumpstart-chat'")
     return SagemakerChatModel(
         endpoint_name=endpoint_name,
-        client=_client(client, region_name, endpoint_url, credentials_profile_name, timeout),
+        client=client,
         region_name=region_name or "",
         content_handler=handler,
         model_kwargs=model_kwargs or {},
         endpoint_kwargs=_eula_kwargs(accept_eula and kind == "jumpstart-chat", endpoint_kwargs),
     )
+
+
+def make_model(
+    endpoint_name: str,
+    kind: LLMKind,
+    *,
+    max_new_tokens: int,
+    client: Any = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> BaseLanguageModel:
+    """The language model a RAG chain uses for an endpoint of `kind`: an `LLM` for `tgi`, a chat model
+    otherwise, each told the token budget in its own API's terms."""
+    _check_kind(kind)
+    if kind == "tgi":
+        return make_llm(
+            endpoint_name, client=client, timeout=timeout, model_kwargs={"max_new_tokens": max_new_tokens}
+        )
+    budget = {"max_tokens": max_new_tokens} if kind == "messages" else {"max_new_tokens": max_new_tokens}
+    return make_chat_model(endpoint_name, kind=kind, client=client, timeout=timeout, model_kwargs=budget)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in LLM_KINDS:
+        raise ValueError(f"unknown LLM kind {kind!r}; expected one of {', '.join(LLM_KINDS)}")
 
 
 def make_embeddings(

@@ -13,7 +13,7 @@ from sagerag.chains.abstain import (
 )
 from sagerag.chains.rag import RagResult, StreamedAnswer, build_rag_chain, stream_answer
 from sagerag.chains.retrieval_qa import BudgetedRetriever, build_retrieval_qa
-from sagerag.chains.tool import as_tool, format_tool_answer
+from sagerag.chains.tool import as_tool, consult_first, format_tool_answer
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -24,6 +24,7 @@ __all__ = [
     "as_tool",
     "build_rag_chain",
     "build_retrieval_qa",
+    "consult_first",
     "default_min_score",
     "format_tool_answer",
     "normalize_answer",

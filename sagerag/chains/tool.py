@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, wrap_model_call
+from langchain_core.messages import ToolMessage
 from langchain_core.runnables import Runnable
-from langchain_core.tools import StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from sagerag.chains.rag import RagResult  # at run time: the tool's signature is inspected
@@ -63,3 +66,21 @@ def as_tool(
         args_schema=QuestionInput,
         response_format="content_and_artifact",
     )
+
+
+def consult_first(tool: BaseTool | str) -> AgentMiddleware:
+    """`create_agent` middleware: the agent's first model call must call `tool`; later calls are free.
+
+    A small model rarely decides on its own to look something up; forcing the first call (as
+    `tool_choice`, which the Messages API endpoints honour under a grammar) grounds the answer in the
+    knowledge base, and the model then answers from the tool's result.
+    """
+    name = tool if isinstance(tool, str) else tool.name
+
+    @wrap_model_call(name=f"consult_{name}_first")
+    def force(request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> ModelResponse:
+        if any(isinstance(m, ToolMessage) for m in request.messages):
+            return handler(request)
+        return handler(request.override(tool_choice=name))
+
+    return force

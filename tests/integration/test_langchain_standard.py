@@ -12,6 +12,7 @@ from sagerag.adapters import (
     Llama2TGIChatContentHandler,
     SagemakerChatModel,
     SagemakerEmbeddings,
+    SagemakerMessagesChatModel,
 )
 from tests.support import shared_runtime
 
@@ -72,3 +73,43 @@ class TestTGIChatStandard(_ChatBase):
             "content_handler": Llama2TGIChatContentHandler(),
             "model_kwargs": {"max_new_tokens": 24},
         }
+
+
+class TestMessagesChatStandard(ChatModelIntegrationTests):
+    """The Messages API kind on the local `messages` endpoint: tool calling (forced calls under a JSON
+    grammar), tool choice, structured output (tool-based, JSON schema, JSON mode) and usage metadata."""
+
+    @property
+    def chat_model_class(self) -> type[SagemakerMessagesChatModel]:
+        return SagemakerMessagesChatModel
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        # One attempt, a long read timeout: a grammar-constrained answer on a busy 2-core machine can take
+        # minutes, and a retried request would queue a second generation behind the first.
+        client = shared_runtime().client(timeout=900, max_attempts=1)
+        return {"endpoint_name": "messages", "client": client, "max_tokens": 48}
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        return {"temperature": 0, "max_tokens": 48, "timeout": 60, "stop": [], "max_retries": 2}
+
+    @property
+    def has_tool_calling(self) -> bool:
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True

@@ -23,6 +23,7 @@ from sagerag.local.sagemaker.containers import (
 )
 from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
 from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
+from sagerag.local.sagemaker.messages import MessagesAPI
 from sagerag.local.sagemaker.models import ModelRegistry
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
@@ -38,7 +39,7 @@ class LocalEndpoint:
     """Which container format a local endpoint speaks, and which local model serves it."""
 
     container: str
-    """`feature-extraction`, `feature-extraction-padded`, `tei`, `tgi` or `jumpstart-chat`."""
+    """`feature-extraction`, `feature-extraction-padded`, `tei`, `tgi`, `jumpstart-chat` or `messages`."""
     model: str
     """Name of a model in the registry (`minilm`, `smollm2`, or one the user registered)."""
 
@@ -49,6 +50,7 @@ DEFAULT_ENDPOINTS: dict[str, LocalEndpoint] = {
     "minilm-tei": LocalEndpoint("tei", "minilm"),
     "llama2": LocalEndpoint("tgi", "smollm2"),
     "llama2-chat": LocalEndpoint("jumpstart-chat", "smollm2"),
+    "messages": LocalEndpoint("messages", "smollm2"),
 }
 
 _CONTAINERS: dict[str, Callable[[Any], Any]] = {
@@ -57,6 +59,7 @@ _CONTAINERS: dict[str, Callable[[Any], Any]] = {
     "tei": TextEmbeddingsInference,
     "tgi": TextGenerationInference,
     "jumpstart-chat": JumpStartLlama2Chat,
+    "messages": MessagesAPI,
 }
 
 

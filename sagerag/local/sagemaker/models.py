@@ -13,7 +13,7 @@ import codecs
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,10 +167,13 @@ class GGUFChatModel:
         top_k: int = 0,
         seed: int = 0,
         repetition_penalty: float = 1.0,
-    ) -> Iterator[GeneratedToken]:
+        grammar: Any = None,
+    ) -> Generator[GeneratedToken, None, None]:
         """Yield tokens until end-of-generation or `max_new_tokens`; the last one may be special (EOS).
 
         Holds the model's lock for the whole generation: a llama.cpp context serves one sequence at a time.
+        `grammar` (a `llama_cpp.LlamaGrammar`) constrains every token; once it is complete only the
+        end-of-generation token is allowed.
         """
         with self._lock:
             self.llm.set_seed(seed)
@@ -183,6 +186,7 @@ class GGUFChatModel:
                 top_k=top_k,
                 repeat_penalty=repetition_penalty,
                 reset=True,
+                grammar=grammar,
             )
             for produced, token in enumerate(tokens, start=1):
                 if self._is_end(token):
