@@ -7,9 +7,11 @@ cancels the queued items at once instead of computing all of them before the int
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,16 +36,16 @@ def run_pool(
 ) -> None:
     """Run `work` on every item, at most `concurrency` at once; results are handed over as they complete.
 
-    A failed item goes to `on_error` and does not stop the others. On KeyboardInterrupt the items not
-    started are cancelled, the few already running are waited for and handed over (their work is done,
-    so it is kept; a second Ctrl-C stops waiting), and the KeyboardInterrupt is raised again.
+    A failed item goes to `on_error` and does not stop the others. On Ctrl-C the items not started are
+    cancelled, the few already running are waited for and handed over (their work is done, so it is
+    kept; a second Ctrl-C stops waiting), and KeyboardInterrupt is raised. Ctrl-C only sets a flag
+    while results are handed over, so an interrupt never lands between writing a result and counting it.
     """
     pool = ThreadPoolExecutor(max_workers=concurrency)
     futures: dict[Future[R], T] = {pool.submit(work, item): item for item in items}
-    settled: set[Future[R]] = set()
+    stop = threading.Event()
 
     def settle(future: Future[R]) -> None:
-        settled.add(future)
         try:
             result = future.result()
         except Exception as exc:  # one failed item must not lose the others
@@ -53,20 +55,36 @@ def run_pool(
         if progress:
             progress(1)
 
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # the second Ctrl-C: stop waiting for the running items
+        stop.set()
+
+    previous = signal.getsignal(signal.SIGINT)
+    install = threading.current_thread() is threading.main_thread() and previous not in (None, signal.SIG_IGN)
+    if install:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
-        for future in as_completed(futures):
-            settle(future)
-    except KeyboardInterrupt:
-        for future in futures:
-            future.cancel()
-        running = [f for f in futures if f not in settled and not f.cancelled()]
+        pending = set(futures)
         try:
-            for future in as_completed(running):
-                settle(future)
-        except KeyboardInterrupt:
-            pass
-        raise
+            while pending and not stop.is_set():
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settle(future)
+        except KeyboardInterrupt:  # raised by another handler (not the main thread, or replaced)
+            stop.set()
+        if stop.is_set():
+            for future in pending:
+                future.cancel()
+            try:
+                for future in as_completed([f for f in pending if not f.cancelled()]):
+                    settle(future)
+            except KeyboardInterrupt:
+                pass
+            raise KeyboardInterrupt
     finally:
+        if install:
+            signal.signal(signal.SIGINT, previous)
         pool.shutdown(wait=False, cancel_futures=True)
 
 
