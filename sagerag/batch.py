@@ -1,17 +1,91 @@
-"""Answer many questions with bounded concurrency, writing each answer as soon as it is done."""
+"""Answer many questions with bounded concurrency, writing each answer as soon as it is done.
+
+`run_pool` is the one thread-pool loop of the project (`batch` and `eval` both use it): it runs items,
+hands each result or failure to the caller as it completes, advances a progress bar, and on Ctrl-C
+cancels the queued items at once instead of computing all of them before the interrupt is seen.
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from langchain_core.runnables import Runnable
 
+from sagerag.errors import InputError
 from sagerag.questions import Question
 from sagerag.resume import ResultLog
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def run_pool(
+    items: Sequence[T],
+    work: Callable[[T], R],
+    on_result: Callable[[T, R], None],
+    on_error: Callable[[T, Exception], None],
+    concurrency: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run `work` on every item, at most `concurrency` at once; results are handed over as they complete.
+
+    A failed item goes to `on_error` and does not stop the others. On Ctrl-C the items not started are
+    cancelled, the few already running are waited for and handed over (their work is done, so it is
+    kept; a second Ctrl-C stops waiting), and KeyboardInterrupt is raised. Ctrl-C only sets a flag
+    while results are handed over, so an interrupt never lands between writing a result and counting it.
+    """
+    pool = ThreadPoolExecutor(max_workers=concurrency)
+    futures: dict[Future[R], T] = {pool.submit(work, item): item for item in items}
+    stop = threading.Event()
+
+    def settle(future: Future[R]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:  # one failed item must not lose the others
+            on_error(futures[future], exc)
+        else:
+            on_result(futures[future], result)
+        if progress:
+            progress(1)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # the second Ctrl-C: stop waiting for the running items
+        stop.set()
+
+    previous = signal.getsignal(signal.SIGINT)
+    install = threading.current_thread() is threading.main_thread() and previous not in (None, signal.SIG_IGN)
+    if install:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        pending = set(futures)
+        try:
+            while pending and not stop.is_set():
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in done:
+                    settle(future)
+        except KeyboardInterrupt:  # raised by another handler (not the main thread, or replaced)
+            stop.set()
+        if stop.is_set():
+            for future in pending:
+                future.cancel()
+            try:
+                for future in as_completed([f for f in pending if not f.cancelled()]):
+                    settle(future)
+            except KeyboardInterrupt:
+                pass
+            raise KeyboardInterrupt
+    finally:
+        if install:
+            signal.signal(signal.SIGINT, previous)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -20,10 +94,37 @@ class BatchStats:
     abstained: int = 0
     failures: list[str] = field(default_factory=list)
     """`id: error` for each question that failed; they are not written, so the next run retries them."""
+    interrupted: bool = False
+    """Ctrl-C stopped the run; what was answered is in the log, the rest was not started."""
 
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+
+def pending(questions: list[Question], log: ResultLog, source: Path) -> tuple[list[Question], int]:
+    """The questions `log` has no answer for, and how many of its answers are to questions not in `source`.
+
+    Refuses a log that belongs to other questions: one whose answer for an id was given to another
+    question text, or one in which no answer matches any question of `source`.
+    """
+    by_id = {q.id: q for q in questions}
+    for qid, item in log.done.items():
+        asked = by_id.get(qid)
+        if asked is not None and "question" in item and item["question"] != asked.question:
+            raise InputError(
+                f"{log.path} holds answers to other questions than {source} (id {qid!r} is "
+                f"{item['question']!r} there, {asked.question!r} here); pass another --output, or "
+                "--restart to start it over"
+            )
+    foreign = sum(1 for qid in log.done if qid not in by_id)
+    if log.done and foreign == len(log.done):
+        raise InputError(
+            f"{log.path} holds {len(log.done)} answers, none to a question in {source}: it belongs to "
+            "another questions file (or was written by an older sagerag); pass another --output, or "
+            "--restart to start it over"
+        )
+    return [q for q in questions if q.id not in log.done], foreign
 
 
 def answer_all(
@@ -36,6 +137,7 @@ def answer_all(
     """Run `chain` on each question; every answer is one durable line in `log` as soon as it is done.
 
     A question whose call fails does not stop the others; it is left out of `log`, so a re-run retries it.
+    Ctrl-C returns with `interrupted` set once the questions already running are written.
     """
     stats = BatchStats()
 
@@ -52,17 +154,16 @@ def answer_all(
             **({"extra": question.extra} if question.extra else {}),
         }
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(one, q): q for q in questions}
-        for future in as_completed(futures):
-            try:
-                item = future.result()
-            except Exception as exc:  # one failed question must not lose the others
-                stats.failures.append(f"{futures[future].id}: {type(exc).__name__}: {exc}")
-            else:
-                log.append(item)
-                stats.answered += 1
-                stats.abstained += bool(item["abstained"])
-            if progress:
-                progress(1)
+    def written(question: Question, item: dict[str, Any]) -> None:
+        log.append(item)
+        stats.answered += 1
+        stats.abstained += bool(item["abstained"])
+
+    def failed(question: Question, exc: Exception) -> None:
+        stats.failures.append(f"{question.id}: {type(exc).__name__}: {exc}")
+
+    try:
+        run_pool(questions, one, written, failed, concurrency, progress)
+    except KeyboardInterrupt:
+        stats.interrupted = True
     return stats

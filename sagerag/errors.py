@@ -8,15 +8,20 @@ SDK documents; we only add context such as the endpoint name. What is sagerag's 
     ├── ConfigurationError        bad settings: unknown prompt, unreachable URL, refused bind address
     │   ├── IndexMismatchError    an existing index has another dimension or metric than asked for
     │   ├── SparseStatsMismatchError  stored sparse vectors were encoded with other BM25 statistics
-    │   └── ModelUnavailableError a local model package is not installed or cannot be loaded
+    │   ├── ModelUnavailableError a local model package is not installed or cannot be loaded
+    │   ├── DataDirBusyError      another `sagerag serve` already serves this data directory
+    │   └── DataFileError         a local data file (store, ledger) is corrupt or not writable
     ├── InputError                bad user input: a file that cannot be read or parsed, an empty question
-    │   └── DocumentTooLargeError one document cannot fit a single request or response, or Pinecone's
-    │                             metadata limit
+    │   ├── DocumentTooLargeError one document cannot fit a single request or response, or Pinecone's
+    │   │                         metadata limit
+    │   └── OutputInUseError      another run is writing the same output file
     ├── EndpointOutputError       an endpoint answered with a body its content handler cannot read
     │   └── EmbeddingOutputError  an embedding output has a shape the handler cannot pool
-    └── DeployError               a deploy failed; `.left` names what still exists
-        ├── EndpointFailedError   an endpoint reached `Failed` (SageMaker's FailureReason in the message)
-        └── WaitTimeoutError      endpoints still not InService when the wait ran out
+    ├── DeployError               a deploy failed; `.left` names what still exists
+    │   ├── EndpointFailedError   an endpoint reached `Failed` (SageMaker's FailureReason in the message)
+    │   └── WaitTimeoutError      endpoints still not InService when the wait ran out
+    ├── DiskFullError             a local data file could not be written for lack of space (exit 1)
+    └── Interrupted               the user stopped a command (Ctrl-C); says what was kept (exit 130)
 """
 
 from __future__ import annotations
@@ -51,6 +56,26 @@ class SparseStatsMismatchError(ConfigurationError):
 
 class ModelUnavailableError(ConfigurationError):
     """A local model cannot be loaded (package missing, or it would need a download)."""
+
+
+class DataDirBusyError(ConfigurationError):
+    """One process owns a data directory at a time (one serve per dir); name the holder."""
+
+
+class DataFileError(ConfigurationError):
+    """A local store or ledger file that cannot be used as it is: name the file and the remedy."""
+
+
+class OutputInUseError(InputError):
+    """Two runs appending to one output file would answer everything twice."""
+
+
+class DiskFullError(SageRagError):
+    """No space left for a local data file; what was stored before is intact."""
+
+
+class Interrupted(SageRagError):
+    """Ctrl-C: the message says what was kept and how to resume."""
 
 
 class EndpointOutputError(SageRagError):

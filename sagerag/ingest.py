@@ -4,12 +4,19 @@ Ingestion goes through LangChain's indexing API with a SQL record manager: each 
 recorded after its batch is stored, so a re-run skips what is already there, a changed document replaces
 its old vectors (cleanup "incremental", keyed by `source`), `prune` removes vectors of documents no longer
 in the source ("full"), and a run killed half-way resumes where it stopped.
+
+The ledger is only a record of what was stored; the store can lose vectors behind its back (an index
+deleted or reset, a namespace cleared). Each run first checks the ledger against the store (vector count,
+then a sample of ids, then every id if either disagrees) and forgets what the store no longer holds, so
+those documents are stored again instead of being reported as "unchanged" forever. One ingest at a time
+writes a ledger (a lock beside it): a second one waits, then finds the documents stored and says so.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +25,9 @@ from typing import Literal
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 
+from sagerag.datafiles import explain
 from sagerag.errors import InputError
+from sagerag.locks import HolderInfo, hold
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 CSV_SUFFIXES = (".csv",)
@@ -181,16 +190,67 @@ class IngestResult:
     skipped: int
     deleted: int
     warnings: list[str] = field(default_factory=list)
+    restored: int = 0
+    """Documents the ledger listed but the store had lost; they were stored again (and count as added)."""
+
+
+LEDGER_REBUILD = (
+    "re-run `sagerag ingest` with the same sources: documents already in the store keep their ids, "
+    "so nothing is duplicated"
+)
 
 
 def record_manager(db_path: Path, namespace: str) -> object:
     """A SQLite record manager (the ingestion ledger) for one index and namespace."""
     from langchain_classic.indexes import SQLRecordManager
 
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    manager = SQLRecordManager(namespace, db_url=f"sqlite:///{db_path}")
-    manager.create_schema()
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        manager = SQLRecordManager(namespace, db_url=f"sqlite:///{db_path}")
+        manager.create_schema()
+    except Exception as exc:
+        raise (explain(exc, db_path, LEDGER_REBUILD) or exc) from None
     return manager
+
+
+def namespace_vector_count(store: VectorStore) -> int | None:
+    """Vectors in the store's namespace (Pinecone index stats), or None for stores that cannot say."""
+    index = getattr(store, "index", None)
+    if index is None:
+        return None
+    stats = index.describe_index_stats()
+    namespace = getattr(store, "namespace", "") or "__default__"
+    namespaces = getattr(stats, "namespaces", None) or {}
+    entry = namespaces.get(namespace)
+    if entry is None and namespace == "__default__":
+        entry = namespaces.get("")
+    if entry is None:
+        return 0
+    value = getattr(entry, "vector_count", None)
+    if value is None and hasattr(entry, "get"):
+        value = entry.get("vector_count")
+    return int(value or 0)
+
+
+def _present(store: VectorStore, ids: list[str]) -> set[str]:
+    return {str(doc.id) for doc in store.get_by_ids(ids)}
+
+
+def missing_from_store(manager: object, store: VectorStore, sample: int = 64) -> list[str]:
+    """Ledger keys whose vectors the store no longer holds.
+
+    Cheap when all is well (one stats call and one fetch of a sample); every key is fetched only when the
+    count is short or a sampled id is missing.
+    """
+    keys: list[str] = manager.list_keys()  # type: ignore[attr-defined]
+    if not keys:
+        return []
+    count = namespace_vector_count(store)
+    probe = random.sample(keys, min(sample, len(keys)))
+    if (count is None or count >= len(keys)) and len(_present(store, probe)) == len(probe):
+        return []
+    present = _present(store, keys)
+    return [key for key in keys if key not in present]
 
 
 def _counting(docs: Iterable[Document], progress: Callable[[int], None] | None) -> Iterator[Document]:
@@ -237,25 +297,48 @@ def ingest_documents(
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
     sparse_stats: Path | None = None,
+    on_wait: Callable[[HolderInfo], None] | None = None,
 ) -> IngestResult:
     """Store `docs` idempotently: unchanged ones are skipped, changed ones replace their old vectors.
 
     With `sparse_stats` (a file path) and a store on a dotproduct index, BM25 statistics are fitted
-    there and every vector gets sparse values too (`fit_sparse`)."""
+    there and every vector gets sparse values too (`fit_sparse`). Holds the ledger's lock for the whole
+    run (`on_wait` is told when another ingest has it), so the counts are what this run wrote.
+    """
     from langchain_core.indexing import index
 
-    if sparse_stats is not None:
-        docs = fit_sparse(docs, store, sparse_stats, prune)
-    manager = record_manager(records_db, records_namespace)
-    result = index(
-        _counting(docs, progress),
-        manager,  # type: ignore[arg-type]
-        store,
-        batch_size=batch_size,
-        cleanup="full" if prune else "incremental",
-        source_id_key="source",
-        key_encoder="sha256",
-    )
+    lock = records_db.with_name(records_db.name + ".lock")
+    try:
+        with hold(lock, {"command": "ingest"}, wait=True, on_wait=on_wait):
+            if sparse_stats is not None:
+                docs = fit_sparse(docs, store, sparse_stats, prune)
+            manager = record_manager(records_db, records_namespace)
+            missing = missing_from_store(manager, store)
+            if missing:
+                manager.delete_keys(missing)  # type: ignore[attr-defined]
+            result = index(
+                _counting(docs, progress),
+                manager,  # type: ignore[arg-type]
+                store,
+                batch_size=batch_size,
+                cleanup="full" if prune else "incremental",
+                source_id_key="source",
+                key_encoder="sha256",
+            )
+    except Exception as exc:
+        where = lock if isinstance(exc, OSError) and not records_db.exists() else records_db
+        raise (explain(exc, where, LEDGER_REBUILD) or exc) from None
+    warnings = []
+    if missing:
+        warnings.append(
+            f"the ledger {records_db} listed {len(missing)} documents the store no longer holds "
+            "(index deleted or reset?); they were stored again if still in the sources"
+        )
     return IngestResult(
-        result["num_added"], result["num_updated"], result["num_skipped"], result["num_deleted"]
+        result["num_added"],
+        result["num_updated"],
+        result["num_skipped"],
+        result["num_deleted"],
+        warnings,
+        restored=len(missing),
     )

@@ -8,8 +8,6 @@ URLs: boto3 goes to SageMaker (or `endpoint_url`), the pinecone SDK to Pinecone 
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +20,8 @@ from sagerag.adapters import SagemakerEmbeddings, make_embeddings, make_model
 from sagerag.adapters._client import make_runtime_client
 from sagerag.config import Settings, load_settings
 from sagerag.errors import ConfigurationError, SageRagError
+from sagerag.serve_state import running_server
 from sagerag.stores import PineconeStore, ensure_index
-
-SERVE_STATE_FILE = "serve.json"
-"""Written by `sagerag serve` in the data directory so other processes find its ports."""
 
 
 @dataclass
@@ -115,19 +111,6 @@ def _records_namespace(settings: Settings, mode: str) -> str:
     return f"{where}/{settings.pinecone_index}/{settings.pinecone_namespace}"
 
 
-def _running_server(data_dir: Path) -> dict[str, str] | None:
-    """Ports of a live `sagerag serve` for this data directory, if one answers its health check."""
-    state_file = data_dir / SERVE_STATE_FILE
-    try:
-        state = json.loads(state_file.read_text())
-        for url in (state["runtime_url"], state["pinecone_host"]):
-            with urllib.request.urlopen(f"{url}/health", timeout=1.0):
-                pass
-    except (OSError, ValueError, KeyError):
-        return None
-    return {"runtime_url": str(state["runtime_url"]), "pinecone_host": str(state["pinecone_host"])}
-
-
 def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
     from pinecone import Pinecone
 
@@ -157,9 +140,9 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
         from sagerag.local.pinecone import LocalPinecone, default_api_key
 
         api_key = api_key or default_api_key()
-        server = _running_server(settings.data_dir)
+        server = running_server(settings.data_dir)
         if server:
-            mode, runtime_url, pinecone_host = "local-server", server["runtime_url"], server["pinecone_host"]
+            mode, runtime_url, pinecone_host = "local-server", server.runtime_url, server.pinecone_host
         else:
             mode = "local"
             runtime = stack.enter_context(LocalRuntime())
@@ -238,6 +221,10 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         except Exception:
             settings = Settings()
     where = "the local SageMaker Runtime" if settings.is_local else "the SageMaker Runtime"
+    local_hint = (
+        "is `sagerag serve` still running? Start it again, or stop it and re-run this command "
+        "(it then starts its own local services); an interrupted ingest resumes where it stopped"
+    )
     if isinstance(exc, InvalidRegionError):
         return ConfigurationError(
             f"AWS region {settings.region!r} is not a valid region name; set SAGERAG_REGION (or AWS_REGION, "
@@ -260,6 +247,8 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
     timeout_hint = f"(timeout {settings.timeout:g}s, SAGERAG_TIMEOUT)"
     if isinstance(exc, EndpointConnectionError | BotoConnectTimeout | ConnectionClosedError):
         url = getattr(exc, "kwargs", {}).get("endpoint_url") or settings.endpoint_url or "AWS"
+        if settings.is_local:
+            return SageRagError(f"cannot reach {where} at {url} {timeout_hint}; {local_hint}")
         setting = "SAGERAG_ENDPOINT_URL" if settings.endpoint_url else "SAGERAG_REGION"
         return SageRagError(
             f"cannot reach {where} at {url} {timeout_hint}; check that it is running and that "
@@ -272,6 +261,8 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         )
     if isinstance(exc, PineconeConnectionError | PineconeTimeoutError):
         what = "did not answer in time" if isinstance(exc, PineconeTimeoutError) else "cannot be reached"
+        if settings.is_local:
+            return SageRagError(f"the local Pinecone {what} ({exc}) {timeout_hint}; {local_hint}")
         setting = "SAGERAG_PINECONE_HOST" if settings.pinecone_host else "your network"
         return SageRagError(f"Pinecone {what} ({exc}) {timeout_hint}; check that it is running and {setting}")
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -34,7 +35,12 @@ def clean_question(question: str, where: str = "question") -> str:
 
 @dataclass
 class Question:
-    """One question from a file: its id (the jsonl `id`, else its 0-based position) and optional labels."""
+    """One question from a file: its id and optional labels.
+
+    The id is the file's own (a jsonl `id`, a csv `id` column); else, for .txt and .csv, one derived from the
+    question's text (see `text_id`), so answers stay matched to their questions when lines are inserted,
+    removed or reordered; a jsonl line without an `id` keeps its 0-based position.
+    """
 
     id: str
     question: str
@@ -46,6 +52,12 @@ class QuestionFile:
     questions: list[Question]
     errors: list[str]
     """Lines that could not be read, e.g. `questions.jsonl line 7: not valid JSON`."""
+
+
+def text_id(question: str, occurrence: int = 1) -> str:
+    """A stable id for a question without one: a hash of its cleaned text (`-2`, `-3` for repeats)."""
+    digest = hashlib.sha256(question.encode("utf-8")).hexdigest()[:16]
+    return f"q{digest}" if occurrence == 1 else f"q{digest}-{occurrence}"
 
 
 def _lines(path: Path) -> list[str]:
@@ -84,18 +96,19 @@ def _parse(path: Path) -> Iterator[tuple[int, Question | str]]:
         if not reader.fieldnames or "question" not in [f.lower() for f in reader.fieldnames]:
             raise InputError(f"{path}: a questions CSV needs a 'question' column")
         column = next(f for f in reader.fieldnames if f.lower() == "question")
-        for i, row in enumerate(reader):
-            yield reader.line_num, Question(str(row.get("id") or i), row.get(column) or "")
+        for row in reader:
+            yield reader.line_num, Question(str(row.get("id") or ""), row.get(column) or "")
     else:
         for number, line in enumerate(lines, start=1):
             if line.strip():
-                yield number, Question(str(number - 1), line)
+                yield number, Question("", line)
 
 
 def read_questions(path: str | Path, skip_bad_lines: bool = False) -> QuestionFile:
     """All questions in a file; a bad line stops with its line number unless `skip_bad_lines`."""
     path = Path(path)
     questions, errors, seen = [], [], set()
+    repeats: dict[str, int] = {}
     for number, item in _parse(path):
         if isinstance(item, str):
             if not skip_bad_lines:
@@ -109,6 +122,9 @@ def read_questions(path: str | Path, skip_bad_lines: bool = False) -> QuestionFi
                 raise InputError(f"{exc}; or pass --skip-bad-lines") from None
             errors.append(str(exc))
             continue
+        if not item.id:
+            repeats[item.question] = repeats.get(item.question, 0) + 1
+            item.id = text_id(item.question, repeats[item.question])
         if item.id in seen:
             raise InputError(f"{path.name} line {number}: duplicate question id {item.id!r}")
         seen.add(item.id)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from sagerag.local import LocalPinecone
@@ -53,6 +55,51 @@ def remote_env(root: Path, runtime_url: str, pinecone_host: str, **extra: str) -
         "SAGERAG_TIMEOUT": "5",
     }
     return base_env(root, **{**settings, **extra})
+
+
+def start_serve(env: dict[str, str], data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], object]:
+    """`sagerag serve` on free ports for `data_dir`, once it is discoverable: (process, its ServeState)."""
+    from sagerag.serve_state import running_server
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sagerag",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(free_port()),
+            "--pinecone-port",
+            str(free_port()),
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        state = running_server(data_dir)
+        if state is not None:
+            return proc, state
+        time.sleep(0.05)
+    stop_process(proc)
+    raise AssertionError(f"serve did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def stop_process(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+    """Stop a child we started (by its own pid) and return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
 
 
 def run_sagerag(

@@ -11,7 +11,7 @@ import click
 import typer
 
 from sagerag.cli import _output, _redact
-from sagerag.errors import ConfigurationError, InputError, SageRagError
+from sagerag.errors import ConfigurationError, InputError, Interrupted, SageRagError
 
 app = typer.Typer(
     name="sagerag",
@@ -79,6 +79,9 @@ def _fail(exc: Exception) -> NoReturn:
 
     if not isinstance(exc, SageRagError):
         exc = explain_service_error(exc) or exc
+    if isinstance(exc, Interrupted):
+        _output.err_console.print(str(exc), markup=False)
+        raise SystemExit(_output.EXIT_INTERRUPTED)
     if isinstance(exc, SageRagError):
         message = str(exc)
         bad_input = isinstance(exc, InputError | ConfigurationError)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import threading
 from pathlib import Path
@@ -127,31 +125,30 @@ def cmd_serve(
     """
     from sagerag.config import load_settings
     from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
-    from sagerag.pipeline import SERVE_STATE_FILE
+    from sagerag.serve_state import record_urls, serving
 
     settings = load_settings(data_dir=data_dir)
     faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    runtime = LocalRuntime(host, port, faults=faults, allow_remote=allow_remote)
-    pinecone = LocalPinecone(settings.data_dir / "pinecone", host, pinecone_port, allow_remote=allow_remote)
-    state_file = settings.data_dir / SERVE_STATE_FILE
-    with runtime, pinecone:
-        state = {"runtime_url": runtime.endpoint_url, "pinecone_host": pinecone.host, "pid": os.getpid()}
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(state))
-        _output.info(
-            f"SageMaker Runtime API: {runtime.endpoint_url}  (endpoints: {', '.join(runtime.app.endpoints)})"
+    # Claim the data dir before binding ports, so a second serve on it names the first instead of
+    # failing on a port, or (on other ports) sharing the store and later deleting the first's state.
+    with serving(settings.data_dir) as held:
+        runtime = LocalRuntime(host, port, faults=faults, allow_remote=allow_remote)
+        pinecone = LocalPinecone(
+            settings.data_dir / "pinecone", host, pinecone_port, allow_remote=allow_remote
         )
-        _output.info(f"Pinecone API:          {pinecone.host}  (data in {pinecone.data_dir})")
-        if faults.active:
-            _output.info(f"fault injection: {faults}")
-        _output.info("Ctrl-C to stop")
-        try:
+        with runtime, pinecone:
+            record_urls(held, settings.data_dir, runtime.endpoint_url, pinecone.host)
+            _output.info(
+                f"SageMaker Runtime API: {runtime.endpoint_url}  (endpoints: {', '.join(runtime.app.endpoints)})"
+            )
+            _output.info(f"Pinecone API:          {pinecone.host}  (data in {pinecone.data_dir})")
+            if faults.active:
+                _output.info(f"fault injection: {faults}")
+            _output.info("Ctrl-C to stop")
             stop.wait()
-        finally:
-            state_file.unlink(missing_ok=True)
     _output.info("stopped")
 
 
@@ -166,18 +163,22 @@ def cmd_ingest(
     mode: Annotated[
         str | None,
         typer.Option(
-            help="CSV text to index: 'question+answer' (default; SAGERAG_INDEX_TEXT) or 'answer' (the seed's)."
+            help="CSV text to index: 'question+answer' (default; SAGERAG_INDEX_TEXT) or 'answer' (answers only)."
         ),
     ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
-    from sagerag.ingest import LoadReport, ingest_documents, load_path
+    from sagerag.ingest import LoadReport, ingest_documents, load_path, namespace_vector_count
 
     if mode not in (None, "answer", "question+answer"):
         raise InputError(f"--mode must be 'answer' or 'question+answer', not {mode!r}")
     report = LoadReport()
+
+    def waiting(holder: dict[str, Any]) -> None:
+        _output.info(f"waiting for another ingest (pid {holder.get('pid', '?')}) into this ledger to finish")
+
     with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
         text_mode = mode or pipeline.settings.index_text
         docs = [doc for path in paths for doc in load_path(path, mode=text_mode, report=report)]  # type: ignore[arg-type]
@@ -192,19 +193,22 @@ def cmd_ingest(
                 prune=prune,
                 progress=advance,
                 sparse_stats=pipeline.sparse_stats,
+                on_wait=waiting,
             )
-        total = pipeline.store.index.describe_index_stats()
+        stored = namespace_vector_count(pipeline.store) or 0
+    for warning in result.warnings:
+        _output.info(f"warning: {warning}")
     counts = {
         "added": result.added,
         "updated": result.updated,
         "skipped": result.skipped,
         "deleted": result.deleted,
+        "restored": result.restored,
     }
-    ns = pipeline.settings.pinecone_namespace or "__default__"
-    stored = int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
+    warnings = report.warnings + result.warnings
     if as_json:
         _output.print_json(
-            {**counts, "documents": len(docs), "vectors_in_namespace": stored, "warnings": report.warnings}
+            {**counts, "documents": len(docs), "vectors_in_namespace": stored, "warnings": warnings}
         )
     else:
         _output.console.print(
@@ -266,29 +270,39 @@ def cmd_batch(
     as_json: JsonFlag = False,
 ) -> None:
     """Answer every question in a file. Resumable: re-running skips questions already in OUTPUT."""
-    from sagerag.batch import answer_all
+    from sagerag.batch import answer_all, pending
+    from sagerag.errors import Interrupted
     from sagerag.questions import read_questions
     from sagerag.resume import ResultLog
 
     parsed = read_questions(questions_file, skip_bad_lines=skip_bad_lines)
     for error in parsed.errors:
         _output.info(f"skipped: {error}")
+    total = len(parsed.questions)
     with ResultLog.open(output, restart=restart) as log:
-        todo = [q for q in parsed.questions if q.id not in log.done]
-        if len(todo) < len(parsed.questions):
+        todo, foreign = pending(parsed.questions, log, questions_file)
+        if foreign:
             _output.info(
-                f"resuming: {len(parsed.questions) - len(todo)} of {len(parsed.questions)} already answered in {output}"
+                f"note: {foreign} answers in {output} are to questions no longer in {questions_file}; kept as they are"
             )
+        if len(todo) < total:
+            _output.info(f"resuming: {total - len(todo)} of {total} already answered in {output}")
         with (
             _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
             progress_bar("answering", len(todo), as_json) as advance,
         ):
             chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
             stats = answer_all(chain, todo, log, concurrency, advance)
+        remaining = total - (total - len(todo)) - stats.answered
+    if stats.interrupted:
+        raise Interrupted(
+            f"interrupted: {stats.answered} answers written by this run are kept in {output} "
+            f"({total - remaining} of {total} answered); run the same command again to answer the other {remaining}"
+        )
     for failure in stats.failures:
         _output.info(f"failed: question {failure}")
     summary = {
-        "questions": len(parsed.questions),
+        "questions": total,
         "answered_now": stats.answered,
         "failed": stats.failed,
         "abstained_now": stats.abstained,
@@ -299,7 +313,7 @@ def cmd_batch(
         _output.print_json(summary)
     else:
         _output.console.print(
-            f"{stats.answered} answered now ({stats.abstained} abstained), {len(parsed.questions) - len(todo)} "
+            f"{stats.answered} answered now ({stats.abstained} abstained), {total - len(todo)} "
             f"already done, {stats.failed} failed -> {output}",
             markup=False,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
+from sagerag.batch import run_pool
 from sagerag.chains import build_rag_chain, build_retrieval_qa, normalize_answer
 from sagerag.chains.abstain import default_min_score, gate
 from sagerag.evaluation import metrics
@@ -314,19 +314,19 @@ def run_eval(
     work = [(c, q) for c in configs for q in questions]
     todo = [(c, q) for c, q in work if result_id(c, q) not in log.done]
     stats.skipped = len(work) - len(todo)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = {pool.submit(evaluators[c.key].evaluate, q): (c, q) for c, q in todo}
-        for future in as_completed(futures):
-            config, item = futures[future]
-            try:
-                log.append(future.result())
-                stats.evaluated += 1
-            except Exception as exc:  # one failed question must not lose the others
-                stats.failures.append(
-                    f"{config.name} {item.scope}:{item.question.id}: {type(exc).__name__}: {exc}"
-                )
-            if progress:
-                progress(1)
+
+    def evaluate(pair: tuple[EvalConfig, EvalQuestion]) -> dict[str, Any]:
+        return evaluators[pair[0].key].evaluate(pair[1])
+
+    def written(pair: tuple[EvalConfig, EvalQuestion], record: dict[str, Any]) -> None:
+        log.append(record)
+        stats.evaluated += 1
+
+    def failed(pair: tuple[EvalConfig, EvalQuestion], exc: Exception) -> None:
+        config, item = pair
+        stats.failures.append(f"{config.name} {item.scope}:{item.question.id}: {type(exc).__name__}: {exc}")
+
+    run_pool(todo, evaluate, written, failed, concurrency, progress)
     records = {
         c.key: [log.done[rid] for q in questions if (rid := result_id(c, q)) in log.done] for c in configs
     }

@@ -20,6 +20,7 @@ from sagerag.errors import ConfigurationError
 from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.local._server import check_bind_host, free_port
 from sagerag.pipeline import from_settings
+from sagerag.serve_state import running_server
 from tests.subprocesses import (
     CANARY,
     FACT_QUESTION,
@@ -262,7 +263,7 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, tmp_pat
     state = data_dir / "serve.json"
     try:
         deadline = time.monotonic() + 60
-        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        while running_server(data_dir) is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert state.exists(), proc.stderr.read() if proc.poll() is not None else "serve did not start"
         assert json.loads(state.read_text())["pid"] == proc.pid

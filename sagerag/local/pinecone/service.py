@@ -67,6 +67,7 @@ class PineconeService:
         self._records: dict[str, IndexRecord] = {}  # index descriptions, dropped on configure/delete
         self._lock = threading.Lock()
         self._write_locks: dict[str, threading.RLock] = {}
+        self._seen_version = storage.data_version()
 
     def close(self) -> None:
         """Close the database; the service is unusable afterwards."""
@@ -468,7 +469,17 @@ class PineconeService:
 
     # -- cache ------------------------------------------------------------------------------------------
     def snapshot(self, record: IndexRecord, namespace: str) -> NamespaceSnapshot:
-        """The cached search snapshot, rebuilt from SQLite after a write invalidated it."""
+        """The cached search snapshot, rebuilt from SQLite after a write invalidated it.
+
+        Writes by another process (an embedded ingest, a second server on the same file) do not pass
+        through `_drop`; SQLite's data_version reveals them, and then every cached snapshot is rebuilt.
+        """
+        version = self.storage.data_version()
+        if version != self._seen_version:
+            with self._lock:
+                self._seen_version = version
+                self._snapshots.clear()
+                self._records.clear()
         key = (record.name, namespace)
         snap = self._snapshots.get(key)
         if snap is not None:

@@ -19,6 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from sagerag.datafiles import explain
+
+STORE_REBUILD = (
+    "re-run `sagerag ingest` with your sources: the ingestion ledger notices the empty store and "
+    "stores every document again"
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS indexes (
     name TEXT PRIMARY KEY,
@@ -85,16 +92,27 @@ class PineconeStorage:
 
     def __init__(self, data_dir: str | Path) -> None:
         path = Path(data_dir)
-        path.mkdir(parents=True, exist_ok=True)
         self.path = path / "pinecone.sqlite3"
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(_SCHEMA)
-        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(vectors)")}
-        if "sparse" not in columns:  # a database written before sparse values existed
-            self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.executescript(_SCHEMA)
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(vectors)")}
+            if "sparse" not in columns:  # a database written before sparse values existed
+                self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
+        except (sqlite3.Error, OSError) as exc:
+            raise (explain(exc, self.path, STORE_REBUILD) or exc) from None
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (another process) commits to the file.
+
+        Our own commits leave it alone, so it tells a cache exactly when writes it did not see happened.
+        """
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
