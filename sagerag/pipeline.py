@@ -162,7 +162,12 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
             settings.region, settings.endpoint_url, settings.aws_profile, settings.timeout
         )
 
-    embeddings = make_embeddings(settings.embeddings_endpoint, client=client, timeout=settings.timeout)
+    embeddings = make_embeddings(
+        settings.embeddings_endpoint,
+        kind=settings.embeddings_kind,  # type: ignore[arg-type]
+        client=client,
+        timeout=settings.timeout,
+    )
     llm = make_model(
         settings.llm_endpoint,
         settings.llm_kind,
