@@ -82,6 +82,7 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "sagerag.toml").touch()
     monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     return tmp_path / "sagerag.toml"
