@@ -21,7 +21,7 @@ from langchain_core.runnables import Runnable
 from sagerag.adapters import SagemakerEmbeddings, make_chat_model, make_embeddings, make_llm
 from sagerag.adapters._client import make_runtime_client
 from sagerag.config import Settings, load_settings
-from sagerag.errors import ConfigurationError, SageRagError
+from sagerag.errors import ConfigurationError, InputError, SageRagError
 from sagerag.stores import PineconeStore, ensure_index
 
 SERVE_STATE_FILE = "serve.json"
@@ -107,18 +107,23 @@ def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
     return Pinecone(**kwargs)
 
 
-def from_settings(settings: Settings | None = None, **overrides: Any) -> Pipeline:
-    """Build the pipeline for `settings` (default: `load_settings(**overrides)`)."""
+def from_settings(
+    settings: Settings | None = None, *, create_index: bool = True, **overrides: Any
+) -> Pipeline:
+    """Build the pipeline for `settings` (default: `load_settings(**overrides)`).
+
+    `create_index=False` is for readers (`sagerag ask`): a missing index is an `InputError` saying to
+    ingest first, instead of a new empty index that answers "I don't know" to everything."""
     settings = settings or load_settings(**overrides)
     stack = ExitStack()
     try:
-        return _build(settings, stack)
+        return _build(settings, stack, create_index)
     except BaseException:
         stack.close()
         raise
 
 
-def _build(settings: Settings, stack: ExitStack) -> Pipeline:
+def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> Pipeline:
     api_key = settings.pinecone_api_key.get_secret_value() if settings.pinecone_api_key else None
     runtime_url: str | None
     pinecone_host: str | None
@@ -166,6 +171,12 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
         )
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
+    if not create_index and not pc.indexes.exists(settings.pinecone_index):
+        where = f"under {settings.data_dir}" if settings.is_local else f"at {pinecone_host or 'Pinecone'}"
+        raise InputError(
+            f"the Pinecone index {settings.pinecone_index!r} does not exist {where}; run `sagerag ingest "
+            "FILE` first (or check SAGERAG_PINECONE_INDEX and the data directory)"
+        )
     dimension = len(embeddings.embed_query("dimension probe"))
     ensure_index(pc, settings.pinecone_index, dimension)
     store = PineconeStore.from_index_name(
@@ -187,6 +198,8 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         ConnectionClosedError,
         EndpointConnectionError,
         InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
         ReadTimeoutError,
     )
     from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
@@ -198,6 +211,10 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         except Exception:
             settings = Settings()
     where = "the local SageMaker Runtime" if settings.is_local else "the SageMaker Runtime"
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        return ConfigurationError(
+            f"{exc}: configure AWS credentials and a region (`sagerag deploy --dry-run` needs neither)"
+        )
     if isinstance(exc, InvalidRegionError):
         return ConfigurationError(
             f"AWS region {settings.region!r} is not a valid region name; set SAGERAG_REGION (or AWS_REGION, "

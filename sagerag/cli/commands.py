@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -18,35 +18,100 @@ from sagerag.errors import InputError
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Local data directory (default: $SAGERAG_DATA_DIR or ~/.local/share/sagerag)."
+        "--data-dir",
+        help="Local data directory.",
+        show_default="$SAGERAG_DATA_DIR or ~/.local/share/sagerag",
     ),
 ]
-Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Pinecone namespace.")]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Pinecone namespace.", show_default="from settings"),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 PromptOpt = Annotated[
     str | None,
-    typer.Option("--prompt", "-p", help="Prompt name (default, llama2-chat, strict) or a template file."),
+    typer.Option(
+        "--prompt",
+        "-p",
+        help="Prompt name (default, llama2-chat, strict) or a template file.",
+        show_default="default",
+    ),
 ]
 KOpt = Annotated[int, typer.Option("--k", "-k", min=1, max=50, help="Passages to retrieve.")]
 MinScoreOpt = Annotated[
     float | None,
-    typer.Option("--min-score", help="Abstain without calling the LLM below this retrieval score."),
+    typer.Option(
+        "--min-score",
+        help="Abstain without calling the LLM below this retrieval score.",
+        show_default="0.40",
+    ),
+]
+MAX_CONTEXT_CHARS = 1000
+"""The context budget's default (sagerag.prompts.context.DEFAULT_MAX_CHARS, not imported: help stays fast)."""
+MaxContextOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-context-chars",
+        min=1,
+        help="Context budget in characters: passages past it are left out, whatever -k says.",
+    ),
 ]
 
 
-def _pipeline(data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False) -> Any:
+def _pipeline(
+    data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False, reader: bool = False
+) -> Any:
+    """The wired pipeline; `reader=True` (ask) refuses a missing or empty index instead of creating it."""
     from sagerag.pipeline import from_settings
 
-    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace)
+    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace, create_index=not reader)
+    try:
+        if reader and not _vectors_in_namespace(pipeline):
+            ns = (
+                repr(pipeline.settings.pinecone_namespace)
+                if pipeline.settings.pinecone_namespace
+                else "default"
+            )
+            raise InputError(
+                f"the index {pipeline.settings.pinecone_index!r} has no documents in the {ns} namespace"
+                f"{' under ' + str(pipeline.settings.data_dir) if pipeline.mode != 'remote' else ''}; "
+                "run `sagerag ingest FILE` first (or check --namespace and --data-dir)"
+            )
+    except BaseException:
+        pipeline.close()
+        raise
     if not quiet:
         _output.info(pipeline.describe())
     return pipeline
 
 
-def _chain_kwargs(prompt: str | None, k: int, min_score: float | None) -> dict[str, Any]:
+def _vectors_in_namespace(pipeline: Any) -> int:
+    """Vectors stored in the pipeline's namespace (0 when it is empty or missing)."""
+    total = pipeline.store.index.describe_index_stats()
+    ns = pipeline.settings.pinecone_namespace or "__default__"
+    return int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
+
+
+def _chain_kwargs(
+    prompt: str | None, k: int, min_score: float | None, max_context_chars: int = MAX_CONTEXT_CHARS
+) -> dict[str, Any]:
     from sagerag.chains import DEFAULT_MIN_SCORE
 
-    return {"prompt": prompt, "k": k, "min_score": DEFAULT_MIN_SCORE if min_score is None else min_score}
+    return {
+        "prompt": prompt,
+        "k": k,
+        "min_score": DEFAULT_MIN_SCORE if min_score is None else min_score,
+        "max_context_chars": max_context_chars,
+    }
+
+
+def _print_budget(result: dict[str, Any], k: int, max_context_chars: int) -> None:
+    """Say how much of -k the context budget let in: a hidden budget made `-k 5` look broken."""
+    used = len(result["sources"])
+    _output.info(
+        f"context: {_output.plural(used, 'passage')} (of up to {k}) within the {max_context_chars:,}-character "
+        "budget (--max-context-chars)"
+    )
 
 
 def _print_answer(result: dict[str, Any], show_answer: bool = True) -> None:
@@ -128,7 +193,8 @@ def cmd_ingest(
         bool, typer.Option(help="Remove stored vectors of documents no longer in these sources.")
     ] = False,
     mode: Annotated[
-        str, typer.Option(help="CSV text to index: 'answer' (as the seed) or 'question+answer'.")
+        Literal["answer", "question+answer"],
+        typer.Option(help="CSV text to index: the answer (as the seed) or question and answer."),
     ] = "answer",
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
@@ -136,10 +202,8 @@ def cmd_ingest(
     """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
     from sagerag.ingest import LoadReport, ingest_documents, load_path
 
-    if mode not in ("answer", "question+answer"):
-        raise InputError(f"--mode must be 'answer' or 'question+answer', not {mode!r}")
     report = LoadReport()
-    docs = [doc for path in paths for doc in load_path(path, mode=mode, report=report)]  # type: ignore[arg-type]
+    docs = [doc for path in paths for doc in load_path(path, mode=mode, report=report)]
     for warning in report.warnings:
         _output.info(f"warning: {warning}")
     with (
@@ -154,34 +218,39 @@ def cmd_ingest(
             prune=prune,
             progress=advance,
         )
-        total = pipeline.store.index.describe_index_stats()
+        stored = _vectors_in_namespace(pipeline)
     counts = {
         "added": result.added,
         "updated": result.updated,
-        "skipped": result.skipped,
+        "unchanged": result.skipped,
         "deleted": result.deleted,
     }
-    ns = pipeline.settings.pinecone_namespace or "__default__"
-    stored = int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
     if as_json:
         _output.print_json(
             {**counts, "documents": len(docs), "vectors_in_namespace": stored, "warnings": report.warnings}
         )
     else:
         _output.console.print(
-            f"{len(docs)} documents: {result.added} added, {result.updated} updated, {result.skipped} unchanged, "
-            f"{result.deleted} deleted; {stored} vectors in the namespace",
+            f"{_output.plural(len(docs), 'document')}: {result.added} added, {result.updated} updated, "
+            f"{result.skipped} unchanged, {result.deleted} deleted; "
+            f"{_output.plural(stored, 'vector')} in the namespace",
             markup=False,
         )
 
 
 def cmd_ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream", help="Print the answer as it is generated (with --json: JSON lines of deltas)."
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     k: KOpt = 5,
     prompt: PromptOpt = None,
     min_score: MinScoreOpt = None,
+    max_context_chars: MaxContextOpt = MAX_CONTEXT_CHARS,
     namespace: Namespace = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -190,20 +259,25 @@ def cmd_ask(
     from sagerag.questions import clean_question
 
     text = clean_question(question)
-    with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
-        chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
-        if stream and not as_json:
+    with _pipeline(data_dir, namespace, quiet=as_json, reader=True) as pipeline:
+        chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score, max_context_chars))
+        if stream:
             streamed = stream_answer(chain, text)
             for piece in streamed:
-                _output.console.print(piece, end="", markup=False)
-            _output.console.print()
+                if as_json:  # JSON lines: {"delta": ...} as generated, then the whole result
+                    _output.print_json({"delta": piece})
+                else:
+                    _output.console.print(piece, end="", markup=False)
+            if not as_json:
+                _output.console.print()
             result = streamed.result
         else:
             result = chain.invoke(text)
     if as_json:
-        _output.print_json({"question": text, **result})
+        _output.print_json({"question": text, **result, "max_context_chars": max_context_chars})
     else:
         _print_answer(result, show_answer=not stream)
+        _print_budget(result, k, max_context_chars)
 
 
 def cmd_batch(
@@ -215,6 +289,7 @@ def cmd_batch(
     k: KOpt = 5,
     prompt: PromptOpt = None,
     min_score: MinScoreOpt = None,
+    max_context_chars: MaxContextOpt = MAX_CONTEXT_CHARS,
     skip_bad_lines: Annotated[
         bool, typer.Option(help="Report unreadable lines and continue with the rest.")
     ] = False,
@@ -241,7 +316,7 @@ def cmd_batch(
             _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
             progress_bar("answering", len(todo), as_json) as advance,
         ):
-            chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
+            chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score, max_context_chars))
             stats = answer_all(chain, todo, log, concurrency, advance)
     for failure in stats.failures:
         _output.info(f"failed: question {failure}")
@@ -252,13 +327,14 @@ def cmd_batch(
         "abstained_now": stats.abstained,
         "skipped_lines": len(parsed.errors),
         "output": str(output),
+        "max_context_chars": max_context_chars,
     }
     if as_json:
         _output.print_json(summary)
     else:
         _output.console.print(
             f"{stats.answered} answered now ({stats.abstained} abstained), {len(parsed.questions) - len(todo)} "
-            f"already done, {stats.failed} failed -> {output}",
+            f"already done, {stats.failed} failed -> {output} (context budget {max_context_chars:,} characters)",
             markup=False,
         )
     if stats.failed:
@@ -293,7 +369,9 @@ def cmd_demo(
             result = ingest_documents(
                 docs, pipeline.store, pipeline.records_db, pipeline.records_namespace, progress=advance
             )
-        _output.info(f"{len(docs)} documents: {result.added} added, {result.skipped} already stored")
+        _output.info(
+            f"{_output.plural(len(docs), 'document')}: {result.added} added, {result.skipped} already stored"
+        )
         chain = pipeline.rag_chain()
         for question in DEMO_QUESTIONS:
             _output.console.print(f"\nQ: {question}", style="bold", markup=False)
