@@ -156,9 +156,13 @@ def cmd_serve(
     """
     from sagerag.config import load_settings
     from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
+    from sagerag.local._server import check_bind_host
     from sagerag.pipeline import SERVE_STATE_FILE
 
     settings = load_settings(data_dir=data_dir)
+    check_bind_host(host, allow_remote)  # refuses non-loopback addresses before anything binds
+    _check_port_free(host, port, "--port")
+    _check_port_free(host, pinecone_port, "--pinecone-port")
     faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,6 +186,23 @@ def cmd_serve(
         finally:
             state_file.unlink(missing_ok=True)
     _output.info("stopped")
+
+
+def _check_port_free(host: str, port: int, option: str) -> None:
+    """A busy port is one line naming the option to change (not uvicorn's log line and then ours)."""
+    import socket
+
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another `sagerag serve` running? "
+                f"Choose another port with {option}"
+            ) from None
 
 
 def cmd_ingest(
@@ -282,7 +303,7 @@ def cmd_ask(
 
 def cmd_batch(
     questions_file: Annotated[
-        Path, typer.Argument(help="Questions: .txt (one per line), .jsonl ({'question'}), or .csv.")
+        Path, typer.Argument(help="Questions: .txt (one per line), .jsonl ({"question": ...} per line), .json (an array), or .csv.")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Answers as JSONL, one line per question.")],
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Questions answered at once.")] = 4,
