@@ -303,7 +303,10 @@ def cmd_ask(
 
 def cmd_batch(
     questions_file: Annotated[
-        Path, typer.Argument(help="Questions: .txt (one per line), .jsonl ({"question": ...} per line), .json (an array), or .csv.")
+        Path,
+        typer.Argument(
+            help='Questions: .txt (one per line), .jsonl ({"question": ...} per line), .json (an array), or .csv.'
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Answers as JSONL, one line per question.")],
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Questions answered at once.")] = 4,
