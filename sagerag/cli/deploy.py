@@ -8,7 +8,6 @@ commands, so the CLI loads without the `deploy` extra.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -199,13 +198,13 @@ def _apply_with_progress(plan: DeployPlan, timeout: float, poll_interval: float,
 
 
 def _confirm(question: str) -> bool:
-    """Ask on a terminal; with none (a script, CI) there is no one to ask: say that --yes is needed."""
-    if not sys.stdin.isatty():
-        raise InputError(f"{question.rstrip('?')}: no terminal to confirm on; pass --yes to delete them")
+    """Ask on the terminal; with none to answer (a script, CI, stdin at EOF) say that --yes is needed."""
     try:
         return bool(typer.confirm(question, default=False))
-    except typer.Abort:  # EOF on stdin: treat as "no"
-        return False
+    except typer.Abort:
+        raise InputError(
+            f"{question.rstrip('?')}: no terminal to confirm on; pass --yes to delete without asking"
+        ) from None
 
 
 def teardown(

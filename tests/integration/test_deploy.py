@@ -301,7 +301,7 @@ def test_rejected_instance_type_rolls_back_everything(sm: Any, no_aws_env: Path)
     assert "ml.g5.4xlarge" in result.output and "Rolled back" in result.output
     assert TOKEN not in result.output
     assert names(sm) == USER
-    assert not no_aws_env.exists()
+    assert no_aws_env.read_text() == ""  # nothing recorded
 
 
 def test_missing_role_is_refused_before_any_call(sm: Any) -> None:
