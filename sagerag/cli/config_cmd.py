@@ -16,11 +16,12 @@ def cmd_config(
 
     Secrets are masked. Precedence, highest first: options, SAGERAG_* variables, standard AWS and
     Pinecone variables (AWS_REGION, AWS_PROFILE, PINECONE_API_KEY), the config file, defaults."""
-    from sagerag.config import config_path, describe_settings
+    from sagerag.config import config_path, describe_settings, load_settings
 
     rows = describe_settings()
+    mode = "local" if load_settings().is_local else "remote"
     if as_json:
-        _output.print_json({"config_file": str(config_path()), "settings": rows})
+        _output.print_json({"config_file": str(config_path()), "mode": mode, "settings": rows})
         return
     from rich.table import Table
 
@@ -32,6 +33,8 @@ def cmd_config(
         source = row["source"] + (f" ({row['from']})" if row["from"] else "")
         table.add_row(row["name"], value, source)
     _output.console.print(table)
+    where = "embedded local services" if mode == "local" else "remote SageMaker and Pinecone"
+    _output.console.print(f"mode: {mode} ({where})", markup=False)
 
 
 def register(app: typer.Typer) -> None:

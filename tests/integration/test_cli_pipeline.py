@@ -57,7 +57,7 @@ def test_reingest_adds_nothing_and_keeps_154_vectors(
     code, out, _ = run_cli(capsys, "ingest", str(FAQ_CSV), "--json")
     report = json.loads(out)
     assert code == 0
-    assert report["added"] == 0 and report["skipped"] == 154
+    assert report["added"] == 0 and report["unchanged"] == 154
     assert report["vectors_in_namespace"] == 154
 
 

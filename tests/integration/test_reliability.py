@@ -120,7 +120,7 @@ def test_ingest_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(
     code, out, err = _run_main(capsys, "ingest", str(corpus), "--json", "--data-dir", str(killed_dir))
     assert code == 0, err
     rerun = json.loads(out)
-    assert rerun["added"] + rerun["skipped"] == 800 and rerun["vectors_in_namespace"] == 800
+    assert rerun["added"] + rerun["unchanged"] == 800 and rerun["vectors_in_namespace"] == 800
 
     reference_dir = tmp_path / "reference" / "data"
     code, out, err = _run_main(capsys, "ingest", str(corpus), "--json", "--data-dir", str(reference_dir))
