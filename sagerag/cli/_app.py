@@ -143,9 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     _output.set_debug(debug)
     _quiet_libraries(debug)
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     _redact.install()  # botocore's debug log shows the AWS access key id in each Authorization header
     try:
