@@ -261,7 +261,9 @@ def resolve_settings(path: str | Path | None = None, **overrides: Any) -> tuple[
     ):
         # A variable meant for the user's boto3 code: in local mode it is not ours to follow.
         settings = replace(settings, endpoint_url=None)
-        sources["endpoint_url"] = Source("default", "(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: remote mode only)")
+        sources["endpoint_url"] = Source(
+            "default", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME is for remote mode only"
+        )
     return settings, sources
 
 
