@@ -54,3 +54,10 @@ def test_counts_read_right() -> None:
     assert _output.plural(1, "resource") == "1 resource"
     assert _output.plural(6, "resource") == "6 resources"
     assert _output.plural(1200, "document") == "1,200 documents"
+
+
+def test_the_cli_budget_default_is_the_chains_default() -> None:
+    from sagerag.cli.commands import MAX_CONTEXT_CHARS
+    from sagerag.prompts.context import DEFAULT_MAX_CHARS
+
+    assert MAX_CONTEXT_CHARS == DEFAULT_MAX_CHARS  # one value; the CLI only avoids importing it for -h
