@@ -186,7 +186,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         return _adapters()[name].validate_python(value)
     except ValidationError as exc:
-        why = exc.errors()[0]["msg"]
+        error = exc.errors()[0]
+        why = error["msg"] + ("; use a positive number" if error["type"] == "greater_than" else "")
         shown = "" if _spec(name)["secret"] else f" {value!r}"
         raise ConfigurationError(f"{source}: invalid value{shown} for {name} ({why})") from None
 

@@ -107,6 +107,20 @@ def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
     return Pinecone(**kwargs)
 
 
+def _index_exists(pc: Any, name: str) -> bool:
+    """Whether the index exists; a rejected key is explained as `ensure_index` explains it."""
+    from sagerag.stores import _retry
+    from sagerag.stores._index import _control_host
+
+    try:
+        return bool(pc.indexes.exists(name))
+    except Exception as exc:
+        translated = _retry.translate(exc, _control_host(pc))
+        if translated is exc:
+            raise
+        raise translated from None
+
+
 def from_settings(
     settings: Settings | None = None, *, create_index: bool = True, **overrides: Any
 ) -> Pipeline:
@@ -171,7 +185,7 @@ def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> P
         )
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
-    if not create_index and not pc.indexes.exists(settings.pinecone_index):
+    if not create_index and not _index_exists(pc, settings.pinecone_index):
         where = f"under {settings.data_dir}" if settings.is_local else f"at {pinecone_host or 'Pinecone'}"
         raise InputError(
             f"the Pinecone index {settings.pinecone_index!r} does not exist {where}; run `sagerag ingest "
