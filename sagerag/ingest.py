@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
@@ -174,7 +174,14 @@ def load_path(
         raise InputError(f"{path}: no such file or directory; check the path")
     if path.is_file() and path.suffix.lower() in CSV_SUFFIXES:
         return load_csv(path, mode=mode, report=report)
-    if path.is_dir() or path.suffix.lower() in TEXT_SUFFIXES:
+    if path.is_dir():  # a folder's CSV files are FAQ tables, as when named one by one
+        files = sorted(path.rglob("*"))
+        csvs = [p for p in files if p.is_file() and p.suffix.lower() in CSV_SUFFIXES]
+        docs = [doc for csv_file in csvs for doc in load_csv(csv_file, mode=mode, report=report)]
+        if not csvs or any(p.suffix.lower() in TEXT_SUFFIXES for p in files):
+            docs += load_text_folder(path, report=report)
+        return docs
+    if path.suffix.lower() in TEXT_SUFFIXES:
         return load_text_folder(path, report=report)
     raise InputError(
         f"{path}: unsupported file type {path.suffix!r}; sagerag ingests .csv, .txt and .md files"
@@ -288,6 +295,14 @@ def fit_sparse(docs: list[Document], store: VectorStore, stats_file: Path, prune
     ]
 
 
+def _stored_keys(manager: Any, sources: list[str], chunk: int = 500) -> set[str]:
+    """Ledger keys of these sources (in chunks: SQLite bounds the variables of one query)."""
+    keys: set[str] = set()
+    for i in range(0, len(sources), chunk):
+        keys.update(manager.list_keys(group_ids=sources[i : i + chunk]))
+    return keys
+
+
 def ingest_documents(
     docs: list[Document],
     store: VectorStore,
@@ -304,6 +319,8 @@ def ingest_documents(
     With `sparse_stats` (a file path) and a store on a dotproduct index, BM25 statistics are fitted
     there and every vector gets sparse values too (`fit_sparse`). Holds the ledger's lock for the whole
     run (`on_wait` is told when another ingest has it), so the counts are what this run wrote.
+    LangChain's indexing API counts a changed document as one added and one deleted (ids are content
+    hashes); we report it as updated: an old key of a source that is still present, replaced by a new one.
     """
     from langchain_core.indexing import index
 
@@ -316,6 +333,8 @@ def ingest_documents(
             missing = missing_from_store(manager, store)
             if missing:
                 manager.delete_keys(missing)  # type: ignore[attr-defined]
+            sources = list({str(doc.metadata.get("source")) for doc in docs})
+            before = _stored_keys(manager, sources)
             result = index(
                 _counting(docs, progress),
                 manager,  # type: ignore[arg-type]
@@ -325,9 +344,11 @@ def ingest_documents(
                 source_id_key="source",
                 key_encoder="sha256",
             )
+            after = _stored_keys(manager, sources)
     except Exception as exc:
         where = lock if isinstance(exc, OSError) and not records_db.exists() else records_db
         raise (explain(exc, where, LEDGER_REBUILD) or exc) from None
+    replaced = min(result["num_added"], len(before - after))
     warnings = []
     if missing:
         warnings.append(
@@ -335,10 +356,10 @@ def ingest_documents(
             "(index deleted or reset?); they were stored again if still in the sources"
         )
     return IngestResult(
-        result["num_added"],
-        result["num_updated"],
+        result["num_added"] - replaced,
+        result["num_updated"] + replaced,
         result["num_skipped"],
-        result["num_deleted"],
+        result["num_deleted"] - replaced,
         warnings,
         restored=len(missing),
     )

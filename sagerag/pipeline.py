@@ -19,7 +19,7 @@ from langchain_core.runnables import Runnable
 from sagerag.adapters import SagemakerEmbeddings, make_embeddings, make_model
 from sagerag.adapters._client import make_runtime_client
 from sagerag.config import Settings, load_settings
-from sagerag.errors import ConfigurationError, SageRagError
+from sagerag.errors import ConfigurationError, InputError, SageRagError
 from sagerag.serve_state import running_server
 from sagerag.stores import PineconeStore, ensure_index
 
@@ -120,18 +120,37 @@ def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
     return Pinecone(**kwargs)
 
 
-def from_settings(settings: Settings | None = None, **overrides: Any) -> Pipeline:
-    """Build the pipeline for `settings` (default: `load_settings(**overrides)`)."""
+def _index_exists(pc: Any, name: str) -> bool:
+    """Whether the index exists; a rejected key is explained as `ensure_index` explains it."""
+    from sagerag.stores import _retry
+    from sagerag.stores._index import _control_host
+
+    try:
+        return bool(pc.indexes.exists(name))
+    except Exception as exc:
+        translated = _retry.translate(exc, _control_host(pc))
+        if translated is exc:
+            raise
+        raise translated from None
+
+
+def from_settings(
+    settings: Settings | None = None, *, create_index: bool = True, **overrides: Any
+) -> Pipeline:
+    """Build the pipeline for `settings` (default: `load_settings(**overrides)`).
+
+    `create_index=False` is for readers (`sagerag ask`): a missing index is an `InputError` saying to
+    ingest first, instead of a new empty index that answers "I don't know" to everything."""
     settings = settings or load_settings(**overrides)
     stack = ExitStack()
     try:
-        return _build(settings, stack)
+        return _build(settings, stack, create_index)
     except BaseException:
         stack.close()
         raise
 
 
-def _build(settings: Settings, stack: ExitStack) -> Pipeline:
+def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> Pipeline:
     api_key = settings.pinecone_api_key.get_secret_value() if settings.pinecone_api_key else None
     runtime_url: str | None
     pinecone_host: str | None
@@ -164,7 +183,7 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
 
     embeddings = make_embeddings(
         settings.embeddings_endpoint,
-        kind=settings.embeddings_kind,  # type: ignore[arg-type]
+        kind=settings.embeddings_kind,
         client=client,
         timeout=settings.timeout,
     )
@@ -177,6 +196,12 @@ def _build(settings: Settings, stack: ExitStack) -> Pipeline:
     )
 
     pc = _pinecone_client(settings, pinecone_host, api_key)
+    if not create_index and not _index_exists(pc, settings.pinecone_index):
+        where = f"under {settings.data_dir}" if settings.is_local else f"at {pinecone_host or 'Pinecone'}"
+        raise InputError(
+            f"the Pinecone index {settings.pinecone_index!r} does not exist {where}; run `sagerag ingest "
+            "FILE` first (or check SAGERAG_PINECONE_INDEX and the data directory)"
+        )
     dimension = len(embeddings.embed_query("dimension probe"))
     hybrid = settings.retrieval == "hybrid"
     # A new index is dotproduct in hybrid mode; dense-only retrieval also works on an existing dotproduct
@@ -215,6 +240,8 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         ConnectionClosedError,
         EndpointConnectionError,
         InvalidRegionError,
+        NoCredentialsError,
+        NoRegionError,
         ReadTimeoutError,
     )
     from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
@@ -230,6 +257,10 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         "is `sagerag serve` still running? Start it again, or stop it and re-run this command "
         "(it then starts its own local services); an interrupted ingest resumes where it stopped"
     )
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        return ConfigurationError(
+            f"{exc}: configure AWS credentials and a region (`sagerag deploy --dry-run` needs neither)"
+        )
     if isinstance(exc, InvalidRegionError):
         return ConfigurationError(
             f"AWS region {settings.region!r} is not a valid region name; set SAGERAG_REGION (or AWS_REGION, "

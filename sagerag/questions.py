@@ -74,7 +74,7 @@ def _lines(path: Path) -> list[str]:
 
 
 def _parse(path: Path) -> Iterator[tuple[int, Question | str]]:
-    """(line number, Question or error text) for .jsonl, .csv and plain-text question files."""
+    """(line or item number, Question or error text) for .jsonl, .json, .csv and plain-text files."""
     lines = _lines(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -91,6 +91,27 @@ def _parse(path: Path) -> Iterator[tuple[int, Question | str]]:
             qid = str(data.get("id", number - 1))
             extra = {k: v for k, v in data.items() if k not in {"id", "question"}}
             yield number, Question(qid, data["question"], extra)
+    elif suffix == ".json":  # one JSON array of strings or {"question": ...} objects
+        try:
+            items = json.loads("\n".join(lines))
+        except ValueError as exc:
+            raise InputError(
+                f"{path}: not valid JSON ({exc}); a .json questions file is one array of strings or "
+                'objects with "question" (or use .jsonl, one object per line)'
+            ) from None
+        if not isinstance(items, list):
+            raise InputError(f'{path}: expected a JSON array of strings or objects with "question"')
+        for number, item in enumerate(items, start=1):
+            if isinstance(item, str):
+                yield number, Question(str(number - 1), item)
+            elif isinstance(item, dict) and isinstance(item.get("question"), str):
+                extra = {k: v for k, v in item.items() if k not in {"id", "question"}}
+                yield number, Question(str(item.get("id", number - 1)), item["question"], extra)
+            else:
+                yield (
+                    number,
+                    f"{path.name} item {number}: expected a string or an object with a string 'question'",
+                )
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO("\n".join(lines)))
         if not reader.fieldnames or "question" not in [f.lower() for f in reader.fieldnames]:

@@ -55,6 +55,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _ROUTING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "sagerag.toml").touch()  # SAGERAG_CONFIG must name a file that exists
     monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
     return tmp_path / "data"
 

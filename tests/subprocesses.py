@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sagerag.local import LocalPinecone
 from sagerag.local._server import free_port
+from tests.support import empty_config
 
 CANARY = "CANARY-SECRET-5f1e9a7c3b2d"
 """A unique string planted as every secret; it must never be printed."""
@@ -35,7 +36,7 @@ def base_env(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB)}
     env.update(
         SAGERAG_DATA_DIR=str(root / "data"),
-        SAGERAG_CONFIG=str(root / "none.toml"),
+        SAGERAG_CONFIG=str(empty_config(root)),
         SAGERAG_MAX_NEW_TOKENS="4",
         PYTHONUNBUFFERED="1",
     )

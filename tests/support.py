@@ -41,6 +41,14 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def empty_config(root: Path) -> Path:
+    """An empty `sagerag.toml` under `root`, for SAGERAG_CONFIG (which must name a file that exists)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "empty.toml"
+    path.touch()
+    return path
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """Run `sagerag ARGV` in-process (models stay loaded); returns (exit code, stdout, stderr)."""
     with pytest.raises(SystemExit) as exited:

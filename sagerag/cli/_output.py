@@ -32,6 +32,11 @@ def debug_enabled() -> bool:
     return _state["debug"]
 
 
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """`1 document`, `3 documents`: counts that read right."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+
+
 def info(message: str) -> None:
     """A status line for people (stderr, so stdout stays clean for answers and JSON)."""
     err_console.print(message, markup=False)

@@ -12,7 +12,14 @@ import logging
 import os
 import re
 
-SECRET_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PINECONE_API_KEY")
+SECRET_ENV_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "PINECONE_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+)
 MASK = "**********"
 _MIN_SECRET_LEN = 6  # shorter values (e.g. "local", "x") would blank ordinary words, and guard nothing
 _PATTERNS = (

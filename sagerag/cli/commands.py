@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -19,37 +19,97 @@ if TYPE_CHECKING:
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Local data directory (default: $SAGERAG_DATA_DIR or ~/.local/share/sagerag)."
+        "--data-dir",
+        help="Local data directory.",
+        show_default="$SAGERAG_DATA_DIR or ~/.local/share/sagerag",
     ),
 ]
-Namespace = Annotated[str | None, typer.Option("--namespace", "-n", help="Pinecone namespace.")]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Pinecone namespace.", show_default="from settings"),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 PromptOpt = Annotated[
     str | None,
-    typer.Option("--prompt", "-p", help="Prompt name (default, llama2-chat, strict) or a template file."),
+    typer.Option(
+        "--prompt",
+        "-p",
+        help="Prompt name (default, llama2-chat, strict) or a template file.",
+        show_default="default",
+    ),
 ]
 KOpt = Annotated[int, typer.Option("--k", "-k", min=1, max=50, help="Passages to retrieve.")]
 MinScoreOpt = Annotated[
     float | None,
-    typer.Option("--min-score", help="Abstain without calling the LLM below this retrieval score."),
+    typer.Option(
+        "--min-score",
+        help="Abstain without calling the LLM below this retrieval score.",
+        show_default="0.40",
+    ),
+]
+MAX_CONTEXT_CHARS = 1000
+"""The context budget's default (sagerag.prompts.context.DEFAULT_MAX_CHARS, not imported: help stays fast)."""
+MaxContextOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-context-chars",
+        min=1,
+        help="Context budget in characters: passages past it are left out, whatever -k says.",
+    ),
 ]
 
 
-def _pipeline(data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False) -> Any:
+def _pipeline(
+    data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False, reader: bool = False
+) -> Any:
+    """The wired pipeline; `reader=True` (ask) refuses a missing or empty index instead of creating it."""
     from sagerag.pipeline import from_settings
 
-    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace)
+    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace, create_index=not reader)
+    try:
+        if reader and not _vectors_in_namespace(pipeline):
+            ns = (
+                repr(pipeline.settings.pinecone_namespace)
+                if pipeline.settings.pinecone_namespace
+                else "default"
+            )
+            raise InputError(
+                f"the index {pipeline.settings.pinecone_index!r} has no documents in the {ns} namespace"
+                f"{' under ' + str(pipeline.settings.data_dir) if pipeline.mode != 'remote' else ''}; "
+                "run `sagerag ingest FILE` first (or check --namespace and --data-dir)"
+            )
+    except BaseException:
+        pipeline.close()
+        raise
     if not quiet:
         _output.info(pipeline.describe())
     return pipeline
 
 
-def _chain_kwargs(prompt: str | None, k: int, min_score: float | None) -> dict[str, Any]:
+def _vectors_in_namespace(pipeline: Any) -> int:
+    """Vectors stored in the pipeline's namespace (0 when it is empty or missing)."""
+    total = pipeline.store.index.describe_index_stats()
+    ns = pipeline.settings.pinecone_namespace or "__default__"
+    return int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
+
+
+def _chain_kwargs(
+    prompt: str | None, k: int, min_score: float | None, max_context_chars: int = MAX_CONTEXT_CHARS
+) -> dict[str, Any]:
     """Without --min-score the pipeline applies its gate (settings, else the retrieval mode's default)."""
-    kwargs: dict[str, Any] = {"prompt": prompt, "k": k}
+    kwargs: dict[str, Any] = {"prompt": prompt, "k": k, "max_context_chars": max_context_chars}
     if min_score is not None:
         kwargs["min_score"] = min_score
     return kwargs
+
+
+def _print_budget(result: RagResult, k: int, max_context_chars: int) -> None:
+    """Say how much of -k the context budget let in: a hidden budget made `-k 5` look broken."""
+    used = len(result["sources"])
+    _output.info(
+        f"context: {_output.plural(used, 'passage')} (of up to {k}) within the {max_context_chars:,}-character "
+        "budget (--max-context-chars)"
+    )
 
 
 def _print_answer(result: RagResult, show_answer: bool = True, explain: bool = False) -> None:
@@ -125,9 +185,13 @@ def cmd_serve(
     """
     from sagerag.config import load_settings
     from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
+    from sagerag.local._server import check_bind_host
     from sagerag.serve_state import record_urls, serving
 
     settings = load_settings(data_dir=data_dir)
+    check_bind_host(host, allow_remote)  # refuses non-loopback addresses before anything binds
+    _check_port_free(host, port, "--port")
+    _check_port_free(host, pinecone_port, "--pinecone-port")
     faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -152,6 +216,23 @@ def cmd_serve(
     _output.info("stopped")
 
 
+def _check_port_free(host: str, port: int, option: str) -> None:
+    """A busy port is one line naming the option to change (not uvicorn's log line and then ours)."""
+    import socket
+
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another `sagerag serve` running? "
+                f"Choose another port with {option}"
+            ) from None
+
+
 def cmd_ingest(
     paths: Annotated[
         list[Path], typer.Argument(help=".csv files (FAQ: question,answer), .txt/.md files or folders.")
@@ -161,9 +242,10 @@ def cmd_ingest(
         bool, typer.Option(help="Remove stored vectors of documents no longer in these sources.")
     ] = False,
     mode: Annotated[
-        str | None,
+        Literal["answer", "question+answer"] | None,
         typer.Option(
-            help="CSV text to index: 'question+answer' (default; SAGERAG_INDEX_TEXT) or 'answer' (answers only)."
+            help="CSV text to index: 'question+answer' or 'answer' (answers only). Default: the "
+            "index_text setting (SAGERAG_INDEX_TEXT), question+answer."
         ),
     ] = None,
     data_dir: DataDir = None,
@@ -172,8 +254,6 @@ def cmd_ingest(
     """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
     from sagerag.ingest import LoadReport, ingest_documents, load_path, namespace_vector_count
 
-    if mode not in (None, "answer", "question+answer"):
-        raise InputError(f"--mode must be 'answer' or 'question+answer', not {mode!r}")
     report = LoadReport()
 
     def waiting(holder: dict[str, Any]) -> None:
@@ -181,7 +261,7 @@ def cmd_ingest(
 
     with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
         text_mode = mode or pipeline.settings.index_text
-        docs = [doc for path in paths for doc in load_path(path, mode=text_mode, report=report)]  # type: ignore[arg-type]
+        docs = [doc for path in paths for doc in load_path(path, mode=text_mode, report=report)]
         for warning in report.warnings:
             _output.info(f"warning: {warning}")
         with progress_bar("ingesting", len(docs), as_json) as advance:
@@ -201,7 +281,7 @@ def cmd_ingest(
     counts = {
         "added": result.added,
         "updated": result.updated,
-        "skipped": result.skipped,
+        "unchanged": result.skipped,
         "deleted": result.deleted,
         "restored": result.restored,
     }
@@ -212,15 +292,21 @@ def cmd_ingest(
         )
     else:
         _output.console.print(
-            f"{len(docs)} documents: {result.added} added, {result.updated} updated, {result.skipped} unchanged, "
-            f"{result.deleted} deleted; {stored} vectors in the namespace",
+            f"{_output.plural(len(docs), 'document')}: {result.added} added, {result.updated} updated, "
+            f"{result.skipped} unchanged, {result.deleted} deleted; "
+            f"{_output.plural(stored, 'vector')} in the namespace",
             markup=False,
         )
 
 
 def cmd_ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream", help="Print the answer as it is generated (with --json: JSON lines of deltas)."
+        ),
+    ] = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each sentence's support scores (grounding check).")
     ] = False,
@@ -228,6 +314,7 @@ def cmd_ask(
     k: KOpt = 5,
     prompt: PromptOpt = None,
     min_score: MinScoreOpt = None,
+    max_context_chars: MaxContextOpt = MAX_CONTEXT_CHARS,
     namespace: Namespace = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -236,31 +323,40 @@ def cmd_ask(
     from sagerag.questions import clean_question
 
     text = clean_question(question)
-    with _pipeline(data_dir, namespace, quiet=as_json) as pipeline:
-        chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
-        if stream and not as_json:
+    with _pipeline(data_dir, namespace, quiet=as_json, reader=True) as pipeline:
+        chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score, max_context_chars))
+        if stream:
             streamed = stream_answer(chain, text)
             for piece in streamed:
-                _output.console.print(piece, end="", markup=False)
-            _output.console.print()
+                if as_json:  # JSON lines: {"delta": ...} as generated, then the whole result
+                    _output.print_json({"delta": piece})
+                else:
+                    _output.console.print(piece, end="", markup=False)
+            if not as_json:
+                _output.console.print()
             result = streamed.result
         else:
             result = chain.invoke(text)
     if as_json:
-        _output.print_json({"question": text, **result})
+        _output.print_json({"question": text, **result, "max_context_chars": max_context_chars})
     else:
         _print_answer(result, show_answer=not stream, explain=explain)
+        _print_budget(result, k, max_context_chars)
 
 
 def cmd_batch(
     questions_file: Annotated[
-        Path, typer.Argument(help="Questions: .txt (one per line), .jsonl ({'question'}), or .csv.")
+        Path,
+        typer.Argument(
+            help='Questions: .txt (one per line), .jsonl ({"question": ...} per line), .json (an array), or .csv.'
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Answers as JSONL, one line per question.")],
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Questions answered at once.")] = 4,
     k: KOpt = 5,
     prompt: PromptOpt = None,
     min_score: MinScoreOpt = None,
+    max_context_chars: MaxContextOpt = MAX_CONTEXT_CHARS,
     skip_bad_lines: Annotated[
         bool, typer.Option(help="Report unreadable lines and continue with the rest.")
     ] = False,
@@ -291,7 +387,7 @@ def cmd_batch(
             _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
             progress_bar("answering", len(todo), as_json) as advance,
         ):
-            chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score))
+            chain = pipeline.rag_chain(**_chain_kwargs(prompt, k, min_score, max_context_chars))
             stats = answer_all(chain, todo, log, concurrency, advance)
         remaining = total - (total - len(todo)) - stats.answered
     if stats.interrupted:
@@ -308,13 +404,14 @@ def cmd_batch(
         "abstained_now": stats.abstained,
         "skipped_lines": len(parsed.errors),
         "output": str(output),
+        "max_context_chars": max_context_chars,
     }
     if as_json:
         _output.print_json(summary)
     else:
         _output.console.print(
             f"{stats.answered} answered now ({stats.abstained} abstained), {total - len(todo)} "
-            f"already done, {stats.failed} failed -> {output}",
+            f"already done, {stats.failed} failed -> {output} (context budget {max_context_chars:,} characters)",
             markup=False,
         )
     if stats.failed:
@@ -354,7 +451,9 @@ def cmd_demo(
                 progress=advance,
                 sparse_stats=pipeline.sparse_stats,
             )
-        _output.info(f"{len(docs)} documents: {result.added} added, {result.skipped} already stored")
+        _output.info(
+            f"{_output.plural(len(docs), 'document')}: {result.added} added, {result.skipped} already stored"
+        )
         chain = pipeline.rag_chain()
         for question in DEMO_QUESTIONS:
             _output.console.print(f"\nQ: {question}", style="bold", markup=False)

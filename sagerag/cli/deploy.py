@@ -10,48 +10,20 @@ commands, so the CLI loads without the `deploy` extra; the options' defaults are
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 from sagerag.cli import _output
+from sagerag.cli._app import fail_with as _fail
+from sagerag.cli._redact import redact as _redact
 from sagerag.deploy import images as _images
 from sagerag.deploy import plan as _plan
-from sagerag.errors import InputError, SageRagError
+from sagerag.errors import InputError
 
 if TYPE_CHECKING:
     from sagerag.deploy.aws import ManagedResource
     from sagerag.deploy.plan import DeployPlan
-
-_SECRETS: list[str] = []
-"""Secret values seen by this process (the HF token); scrubbed from every message we print."""
-
-
-def _redact(text: str) -> str:
-    for secret in _SECRETS:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def _debug() -> bool:
-    return _output.debug_enabled()
-
-
-def _fail(exc: BaseException) -> NoReturn:
-    """One redacted line on stderr and the exit code for the kind of error (tracebacks with --debug)."""
-    from botocore.exceptions import NoCredentialsError, NoRegionError
-
-    if _debug():
-        raise exc
-    if isinstance(exc, NoCredentialsError | NoRegionError):
-        message = f"{exc}: configure AWS credentials and a region (`deploy --dry-run` needs neither)"
-        _output.fail(message, _output.EXIT_BAD_INPUT)
-    if isinstance(exc, SageRagError):
-        code = _output.EXIT_BAD_INPUT if isinstance(exc, InputError) else _output.EXIT_FAILURE
-        _output.fail(_redact(str(exc)), code)
-    _output.fail(_redact(f"{type(exc).__name__}: {exc}"), _output.EXIT_FAILURE)
 
 
 def _region(region: str | None) -> str:
@@ -174,9 +146,7 @@ def deploy(
     """Create (or reuse) the LLM and MiniLM SageMaker endpoints; HF token from HF_TOKEN, never shown."""
     try:
         plan_mod = _plan
-        token = plan_mod.token_from_env()
-        if token:
-            _SECRETS.append(token.get_secret_value())
+        token = plan_mod.token_from_env()  # HF_TOKEN: masked by _redact like every secret variable
         options = plan_mod.DeployOptions(
             region=_region(region),
             role_arn=role,
@@ -261,10 +231,13 @@ def _apply_with_progress(plan: DeployPlan, timeout: float, poll_interval: float,
 
 
 def _confirm(question: str) -> bool:
+    """Ask on the terminal; with none to answer (a script, CI, stdin at EOF) say that --yes is needed."""
     try:
         return bool(typer.confirm(question, default=False))
-    except click.exceptions.Abort:  # no terminal / EOF on stdin: treat as "no"
-        return False
+    except typer.Abort:
+        raise InputError(
+            f"{question.rstrip('?')}: no terminal to confirm on; pass --yes to delete without asking"
+        ) from None
 
 
 def teardown(
@@ -294,7 +267,8 @@ def teardown(
             return
         if not json_output:
             _resource_table(resources, "to delete")
-        if not yes and not _confirm(f"Delete these {len(resources)} resources?"):
+        these = "this resource" if len(resources) == 1 else f"these {len(resources)} resources"
+        if not yes and not _confirm(f"Delete {these}?"):
             _output.fail("aborted: nothing was deleted", _output.EXIT_FAILURE)
         failed = aws.teardown(client, resources)
     except Exception as exc:
@@ -309,7 +283,7 @@ def teardown(
             }
         )
     else:
-        _output.info(f"deleted {len(deleted)} resources")
+        _output.info(f"deleted {_output.plural(len(deleted), 'resource')}")
     if failed:
         detail = "; ".join(f"{r.kind} {r.name}: {why}" for r, why in failed)
         _output.fail(_redact(f"could not delete: {detail}"), _output.EXIT_FAILURE)

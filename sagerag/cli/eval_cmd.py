@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -40,7 +41,8 @@ def cmd_eval(
         int, typer.Option("--max-context-chars", min=1, help="Context budget in characters.")
     ] = 1000,
     chain: Annotated[
-        str, typer.Option("--chain", help="lcel (the RAG chain with its gate) or retrievalqa (classic).")
+        Literal["lcel", "retrievalqa"],
+        typer.Option("--chain", help="lcel (the RAG chain with its gate) or retrievalqa (classic)."),
     ] = "lcel",
     generate: Annotated[
         bool,
@@ -70,7 +72,10 @@ def cmd_eval(
     concurrency: Annotated[
         int, typer.Option(min=1, max=16, help="Questions at once (1 keeps latencies unqueued).")
     ] = 1,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout (instead of the table).")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json-file", help="Write the report as JSON.")] = None,
     csv_out: Annotated[
         Path | None, typer.Option("--csv", help="Write one CSV row per configuration.")
     ] = None,
@@ -133,7 +138,7 @@ def cmd_eval(
             k=k,
             min_score="auto" if min_score is None else min_score,
             max_context_chars=max_context_chars,
-            chain=chain,  # type: ignore[arg-type]
+            chain=chain,
             generate=generate,
             retrieval=mode,  # type: ignore[arg-type]
             alpha=a,
@@ -152,8 +157,18 @@ def cmd_eval(
     in_scope = _split(read_questions(questions).questions, split)[:limit]
     out = _split(read_questions(out_of_scope).questions, split)[:limit] if out_of_scope else []
     items = label_questions(in_scope, out)
-    log_path = results or Path(tempfile.mkdtemp(prefix="sagerag-eval-")) / "results.jsonl"
-    with ResultLog.open(log_path, restart=restart) as log, _pipeline(data_dir, namespace) as pipeline:
+    scratch = ExitStack()  # without --results, per-question results live in a temp dir removed at the end
+    if results:
+        log_path = results
+    else:
+        log_path = (
+            Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="sagerag-eval-"))) / "results.jsonl"
+        )
+    with (
+        scratch,
+        ResultLog.open(log_path, restart=restart) as log,
+        _pipeline(data_dir, namespace, quiet=as_json) as pipeline,
+    ):
         stores = {text: _indexed(pipeline, corpus, text) for text in texts}
         total = len(configs) * len(items)
         already = sum(1 for _ in log.done)
@@ -161,7 +176,7 @@ def cmd_eval(
             _output.info(f"resuming from {log_path} ({already} results there; done ones are skipped)")
         records: dict[str, list[dict[str, Any]]] = {}
         stats = RunStats()
-        with progress_bar("evaluating", total) as advance:
+        with progress_bar("evaluating", total, as_json) as advance:
             for indexed_as, store in stores.items():
                 group = [c for c in configs if c.index_text == indexed_as]
                 found, run = run_eval(group, items, store, pipeline.llm, log, concurrency, advance)
@@ -173,7 +188,7 @@ def cmd_eval(
         _output.info(f"failed: {failure}")
     _output.info(
         f"{stats.evaluated} evaluated now, {stats.skipped} already done, {len(stats.failures)} failed"
-        + ("" if results else f" (results in {log_path})")
+        + ("" if results else " (pass --results FILE to keep per-question results)")
     )
     report = build_report(
         configs,
@@ -181,9 +196,12 @@ def cmd_eval(
         questions=str(questions),
         out_of_scope=str(out_of_scope) if out_of_scope else None,
         limit=limit,
-        results=str(log_path),
+        results=str(results) if results else None,
     )
-    _output.console.print(rich_table(report))
+    if as_json:
+        _output.print_json(report)
+    else:
+        _output.console.print(rich_table(report))
     if json_out:
         write_json(report, json_out)
         _output.info(f"JSON: {json_out}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from sagerag.errors import ConfigurationError
+from sagerag.errors import ConfigurationError, SageRagError
 
 TGI_FRAMEWORK = "huggingface-llm"
 HF_INFERENCE_FRAMEWORK = "huggingface"
@@ -134,7 +134,7 @@ def resolve_jumpstart(
         data = model_uris.retrieve(model_scope="inference", instance_type=instance_type, **common)
         env = env_vars.retrieve_default(instance_type=instance_type, **common)
     except Exception as exc:  # the SDK raises many types here (botocore, its own, ValueError)
-        raise ConfigurationError(
+        raise SageRagError(  # the network or S3 failed, not a setting: exit 1
             f"cannot resolve JumpStart model {model_id} in {region}: its specs are fetched from S3, "
             f"which needs network access and AWS credentials ({type(exc).__name__}: {exc})"
         ) from None

@@ -87,16 +87,21 @@ def write_json(report: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _rounded(value: Any) -> Any:
+    """Four decimals: 0.8903, not 0.8902999999999999 (floats keep full precision in the JSON report)."""
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def write_csv(report: dict[str, Any], path: str | Path) -> None:
     """One row per configuration: its name, settings, metrics (empty where not measured) and counts."""
     rows = [
         {
             "name": e["name"],
             **e["settings"],
-            **e["metrics"],
-            **e["counts"],
-            "gate": e.get("min_score"),
-            "threshold_5pct": e.get("threshold_5pct"),
+            **{key: _rounded(value) for key, value in e["metrics"].items()},
+            **{f"n_{key}": value for key, value in e["counts"].items()},  # counts, apart from the rates
+            "gate": _rounded(e.get("min_score")),
+            "threshold_5pct": _rounded(e.get("threshold_5pct")),
         }
         for e in report["configs"]
     ]

@@ -24,6 +24,7 @@ from tests.subprocesses import (
     stored_ids,
     write_faq,
 )
+from tests.support import empty_config
 
 _REMOTE_VARS = (
     "SAGERAG_REMOTE",
@@ -48,7 +49,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         for key in _REMOTE_VARS:
             mp.delenv(key, raising=False)
         mp.setenv("SAGERAG_DATA_DIR", str(root / "data"))
-        mp.setenv("SAGERAG_CONFIG", str(root / "none.toml"))
+        mp.setenv("SAGERAG_CONFIG", str(empty_config(root)))
         mp.setenv("PINECONE_API_KEY", PINECONE_KEY)
         mp.setenv("SAGERAG_MAX_NEW_TOKENS", "4")
         with pytest.raises(SystemExit) as exited:
@@ -62,7 +63,7 @@ def local_env(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in _REMOTE_VARS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SAGERAG_DATA_DIR", str(store_dir))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(store_dir.parent / "none.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(store_dir.parent)))
     monkeypatch.setenv("PINECONE_API_KEY", PINECONE_KEY)
     monkeypatch.setenv("SAGERAG_MAX_NEW_TOKENS", "4")
     return store_dir
@@ -193,7 +194,7 @@ def _remote(monkeypatch: pytest.MonkeyPatch, servers: dict[str, Any], tmp_path: 
         "AWS_ACCESS_KEY_ID": "test-access",
         "AWS_SECRET_ACCESS_KEY": "test-secret",
         "SAGERAG_DATA_DIR": str(tmp_path / "data"),
-        "SAGERAG_CONFIG": str(tmp_path / "none.toml"),
+        "SAGERAG_CONFIG": str(empty_config(tmp_path)),
         "SAGERAG_MAX_NEW_TOKENS": "4",
         "SAGERAG_TIMEOUT": "5",
     }

@@ -18,7 +18,7 @@ from sagerag.cli import main
 from sagerag.config import load_settings
 from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.pipeline import from_settings
-from tests.support import FAQ_CSV, FAQ_QUESTIONS, SEED_QUESTION, run_cli
+from tests.support import FAQ_CSV, FAQ_QUESTIONS, SEED_QUESTION, empty_config, run_cli
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def data_dir(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def faq_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One local store with the SageMaker FAQ ingested through the CLI, shared by the ask tests."""
     root = tmp_path_factory.mktemp("faq")
-    env = {"SAGERAG_DATA_DIR": str(root / "data"), "SAGERAG_CONFIG": str(root / "sagerag.toml")}
+    env = {"SAGERAG_DATA_DIR": str(root / "data"), "SAGERAG_CONFIG": str(empty_config(root))}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -57,7 +57,7 @@ def test_reingest_adds_nothing_and_keeps_154_vectors(
     code, out, _ = run_cli(capsys, "ingest", str(FAQ_CSV), "--json")
     report = json.loads(out)
     assert code == 0
-    assert report["added"] == 0 and report["skipped"] == 154
+    assert report["added"] == 0 and report["unchanged"] == 154
     assert report["vectors_in_namespace"] == 154
 
 
@@ -153,7 +153,7 @@ def test_remote_configuration_runs_the_same_chain(tmp_path: Path, monkeypatch: p
         }
         for key, value in settings.items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+        monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
         assert not load_settings().is_local
         with from_settings() as pipeline:
             assert pipeline.mode == "remote"

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 
 from sagerag.cli import main
+from tests.support import empty_config
 
 
 def test_demo_answers_with_sources_and_abstains(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("SAGERAG_REMOTE", "1")  # the demo is offline whatever is configured
     for run in range(2):
         with pytest.raises(SystemExit) as exited:

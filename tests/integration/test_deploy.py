@@ -82,6 +82,7 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    (tmp_path / "sagerag.toml").touch()
     monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "sagerag.toml"))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     return tmp_path / "sagerag.toml"
@@ -353,7 +354,7 @@ def test_rejected_instance_type_rolls_back_everything(sm: Any, no_aws_env: Path)
     assert "ml.g5.4xlarge" in result.output and "Rolled back" in result.output
     assert TOKEN not in result.output
     assert names(sm) == USER
-    assert not no_aws_env.exists()
+    assert no_aws_env.read_text() == ""  # nothing recorded
 
 
 def test_missing_role_is_refused_before_any_call(sm: Any) -> None:

@@ -51,7 +51,7 @@ def test_eval_no_generate_writes_outputs_and_resumes(
         "--prompt", "default", "--prompt", "strict",
         "--no-generate",
         "--results", str(corpus / "results.jsonl"),
-        "--json", str(corpus / "report.json"),
+        "--json-file", str(corpus / "report.json"),
         "--csv", str(corpus / "report.csv"),
         "--plot", str(corpus / "chart.png"),
     ]  # fmt: skip

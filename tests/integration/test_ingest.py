@@ -110,6 +110,6 @@ def test_ingest_is_idempotent_replaces_changed_and_prunes(store: PineconeStore, 
         for i, d in enumerate(docs)
     ]
     update = ingest_documents(changed, store, records, "test")
-    assert (update.added, update.deleted, _count(store)) == (3, 3, 154)
+    assert (update.added, update.updated, update.deleted, _count(store)) == (0, 3, 0, 154)
     pruned = ingest_documents(changed[:100], store, records, "test", prune=True)
     assert pruned.deleted == 54 and _count(store) == 100

@@ -37,6 +37,7 @@ from tests.subprocesses import (
     stored_ids,
     write_faq,
 )
+from tests.support import empty_config
 
 
 def _docs(n: int, prefix: str) -> list[Document]:
@@ -140,11 +141,11 @@ def test_ingest_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(
     ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PINECONE_API_KEY", PINECONE_KEY)
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     code, out, err = _run_main(capsys, "ingest", str(corpus), "--json", "--data-dir", str(killed_dir))
     assert code == 0, err
     rerun = json.loads(out)
-    assert rerun["added"] + rerun["skipped"] == 800 and rerun["vectors_in_namespace"] == 800
+    assert rerun["added"] + rerun["unchanged"] == 800 and rerun["vectors_in_namespace"] == 800
 
     reference_dir = tmp_path / "reference" / "data"
     code, out, err = _run_main(capsys, "ingest", str(corpus), "--json", "--data-dir", str(reference_dir))
@@ -209,7 +210,7 @@ def test_batch_resumes_after_a_torn_last_line(
     ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("SAGERAG_MAX_NEW_TOKENS", "4")
     corpus = write_faq(tmp_path / "faq.csv", short_rows(5, "torn"))
     assert _run_main(capsys, "ingest", str(corpus), "--json")[0] == 0

@@ -279,3 +279,63 @@ def test_serve_answers_then_stops_cleanly_on_signal(sig: signal.Signals, tmp_pat
     assert code == 0, proc.stderr.read() if proc.stderr else ""
     assert not state.exists()
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+
+
+_EVERY_COMMAND: list[list[str]] = [
+    ["config", "--json"],
+    ["ingest", "{csv}"],
+    ["ask", FACT_QUESTION],
+    ["ask", FACT_QUESTION, "--stream", "--json"],
+    ["batch", "{questions}", "-o", "{answers}"],
+    ["eval", "--questions", "{jsonl}", "--no-generate", "--json"],
+    ["status", "--region", "us-east-1"],
+    ["teardown", "--region", "us-east-1"],
+    ["deploy", "--dry-run", "--role", "arn:aws:iam::123456789012:role/x"],
+]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+@pytest.mark.parametrize(
+    "argv", _EVERY_COMMAND, ids=lambda argv: "-".join(a for a in argv[:2] if "{" not in a)
+)
+def test_no_secret_in_any_output_of_any_command(
+    argv: list[str],
+    debug: bool,
+    canary_pinecone: LocalPinecone,
+    remote_servers: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """AWS keys, the Pinecone key and the Hugging Face token never appear, with or without --debug."""
+    secrets = {
+        "AWS_ACCESS_KEY_ID": f"AKIA{CANARY}",
+        "AWS_SECRET_ACCESS_KEY": f"{CANARY}-aws-secret",
+        "AWS_SESSION_TOKEN": f"{CANARY}-session",
+        "PINECONE_API_KEY": CANARY,
+        "HF_TOKEN": f"hf_{CANARY}",
+    }
+    env = remote_env(
+        tmp_path,
+        remote_servers["runtime"].endpoint_url,
+        canary_pinecone.host,
+        SAGERAG_TIMEOUT="120",
+        AWS_ENDPOINT_URL_SAGEMAKER=f"http://127.0.0.1:{free_port()}",  # status/teardown: refused at once
+        AWS_MAX_ATTEMPTS="1",
+        **secrets,
+    )
+    questions = tmp_path / "q.txt"
+    questions.write_text(FACT_QUESTION + "\n")
+    (tmp_path / "q.jsonl").write_text(json.dumps({"question": FACT_QUESTION}) + "\n")
+    paths = {
+        "{csv}": str(
+            write_faq(tmp_path / "fact.csv", [(FACT_QUESTION, "The llama2 endpoint answers them.")])
+        ),
+        "{questions}": str(questions),
+        "{answers}": str(tmp_path / "answers.jsonl"),
+        "{jsonl}": str(tmp_path / "q.jsonl"),
+    }
+    if argv[0] in {"ask", "batch", "eval"}:  # they read what ingest stored
+        assert run_sagerag("ingest", paths["{csv}"], env=env).returncode == 0
+    done = run_sagerag(*(["--debug"] if debug else []), *[paths.get(a, a) for a in argv], env=env)
+    output = done.stdout + done.stderr
+    assert CANARY not in output, output[-3000:]
+    assert (done.returncode in (0, 1, 2) and "Traceback" not in output) or debug

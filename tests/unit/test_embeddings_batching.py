@@ -178,5 +178,5 @@ def test_embeddings_kind_setting_picks_the_handler(tmp_path: Any, monkeypatch: p
     embeddings = make_embeddings("e", kind="tei", client=FakeEndpoint(), batch_size=64)
     assert isinstance(embeddings.content_handler, TEIContentHandler) and embeddings.batch_size == 32
     monkeypatch.setenv("SAGERAG_EMBEDDINGS_KIND", "onnx")
-    with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_KIND.*feature-extraction, tei"):
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_KIND.*'feature-extraction' or 'tei'"):
         load_settings(config)

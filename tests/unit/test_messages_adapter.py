@@ -28,6 +28,7 @@ from sagerag.adapters import (
 from sagerag.adapters.messages import SagemakerMessagesChatModel
 from sagerag.config import load_settings
 from sagerag.errors import ConfigurationError, EndpointOutputError
+from tests.support import empty_config
 
 ENDPOINT = "tgi-messages"
 HEAD = '"id":"","object":"chat.completion.chunk","created":1732000000,"model":"meta-llama/Llama-3.1-8B-Instruct","system_fingerprint":"2.4.0-sha-0ff6ff6"'
@@ -358,11 +359,11 @@ def test_llama2_chat_model_sends_max_tokens_as_max_new_tokens() -> None:
 def test_settings_and_make_model_know_the_messages_kind(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("SAGERAG_LLM_KIND", "messages")
     assert load_settings().llm_kind == "messages"
     monkeypatch.setenv("SAGERAG_LLM_KIND", "vllm")
-    with pytest.raises(ConfigurationError, match=r"SAGERAG_LLM_KIND.*one of tgi, jumpstart-chat, messages"):
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_LLM_KIND.*'tgi', 'jumpstart-chat' or 'messages'"):
         load_settings()
     client = ScriptedClient(body=_completion({"role": "assistant", "content": "Paris."}))
     chat = make_model("messages", "messages", max_new_tokens=7, client=client)

@@ -10,6 +10,7 @@ import pytest
 from sagerag.config import load_settings
 from sagerag.errors import ConfigurationError
 from sagerag.evaluation.tradeoff import refusal_curve, threshold_for
+from tests.support import empty_config
 
 
 def test_defaults_are_hybrid_question_answer_with_the_mode_gate(
@@ -17,7 +18,7 @@ def test_defaults_are_hybrid_question_answer_with_the_mode_gate(
 ) -> None:
     for name in ("SAGERAG_RETRIEVAL", "SAGERAG_ALPHA", "SAGERAG_INDEX_TEXT", "SAGERAG_MIN_SCORE"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SAGERAG_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     settings = load_settings()
     assert (settings.retrieval, settings.alpha, settings.index_text, settings.min_score) == (
         "hybrid",
@@ -46,10 +47,10 @@ def test_retrieval_settings_from_file_and_environment(
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("SAGERAG_RETRIEVAL", "sparse", "one of hybrid, dense"),
-        ("SAGERAG_ALPHA", "1.5", "between 0 and 1"),
-        ("SAGERAG_INDEX_TEXT", "question", "one of question+answer, answer"),
-        ("SAGERAG_MIN_SCORE", "high", "a number"),
+        ("SAGERAG_RETRIEVAL", "sparse", "'hybrid' or 'dense'"),
+        ("SAGERAG_ALPHA", "1.5", "less than or equal to 1"),
+        ("SAGERAG_INDEX_TEXT", "question", "'question+answer' or 'answer'"),
+        ("SAGERAG_MIN_SCORE", "high", "valid number"),
     ],
 )
 def test_bad_retrieval_settings_name_the_variable(

@@ -31,10 +31,9 @@ def model_threads() -> int:
     threads against a steady 27-32 with 1. One thread per model also lets the embedding and the
     generation model run side by side. On an idle machine 2 threads generate ~25% faster.
     """
-    try:
-        return max(1, int(os.environ.get("SAGERAG_LOCAL_THREADS", "1")))
-    except ValueError:
-        return 1
+    from sagerag.config import env_setting
+
+    return int(env_setting("local_threads"))  # SAGERAG_LOCAL_THREADS=abc is an error, not a silent 1
 
 
 def minilm_path() -> Path:
