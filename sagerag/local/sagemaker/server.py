@@ -44,6 +44,10 @@ class LocalRuntime:
     def faults(self, value: FaultConfig) -> None:
         self.app.faults = value
 
+    def install(self, name: str, container: Any) -> None:
+        """Serve endpoint `name` with a ready container (see `sagerag.local.sagemaker.simulated`)."""
+        self.app.install(name, container)
+
     def client(self, **config: Any) -> Any:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
         import boto3
