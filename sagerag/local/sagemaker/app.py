@@ -132,6 +132,11 @@ class RuntimeApp:
             ]
         )
 
+    def install(self, name: str, container: Any) -> None:
+        """Serve endpoint `name` with a ready container object (a benchmark's simulated remote endpoint)."""
+        self.endpoints[name] = LocalEndpoint("installed", type(container).__name__)
+        self._containers[name] = container
+
     def container(self, name: str) -> Any:
         if name not in self._containers:
             spec = self.endpoints[name]

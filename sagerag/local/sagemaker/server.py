@@ -50,6 +50,10 @@ class LocalRuntime:
         """Faults served and requests refused (e.g. responses over the 6 MB limit) since start."""
         return self.app.counters
 
+    def install(self, name: str, container: Any) -> None:
+        """Serve endpoint `name` with a ready container (see `sagerag.local.sagemaker.simulated`)."""
+        self.app.install(name, container)
+
     def client(self, **config: Any) -> Any:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
         import boto3
