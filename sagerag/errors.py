@@ -22,11 +22,20 @@ SDK documents; we only add context such as the endpoint name. What is sagerag's 
     │   └── WaitTimeoutError      endpoints still not InService when the wait ran out
     ├── DiskFullError             a local data file could not be written for lack of space (exit 1)
     └── Interrupted               the user stopped a command (Ctrl-C); says what was kept (exit 130)
+
+Signals caught inside sagerag, never raised to callers (the local servers and the lock files):
+
+    LockBusy                      a lock file is held by another live process (turned into DataDirBusyError,
+                                  OutputInUseError or a wait)
+    ContainerError                a local model container answered an error status (served as ModelError)
+    ApiProblem                    a local Pinecone request refused as Pinecone refuses it (served as its body)
+    FilterError (ValueError)      a metadata filter Pinecone would reject (served as 400 INVALID_ARGUMENT)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -100,3 +109,35 @@ class EndpointFailedError(DeployError):
 
 class WaitTimeoutError(DeployError):
     """Endpoints still not InService when the timeout ran out."""
+
+
+class LockBusy(Exception):
+    """The lock is held by another live process; `holder` is what that process wrote (may be empty)."""
+
+    def __init__(self, path: Path, holder: dict[str, Any]) -> None:
+        super().__init__(f"{path} is held by pid {holder.get('pid', '?')}")
+        self.path = path
+        self.holder = holder
+
+
+class ContainerError(Exception):
+    """What the model container answered with an error status (SageMaker reports it as ModelError)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ApiProblem(Exception):
+    """An error answered as Pinecone answers it: HTTP status, gRPC-style code and a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class FilterError(ValueError):
+    """A filter that Pinecone would reject with 400 INVALID_ARGUMENT."""

@@ -18,16 +18,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from sagerag.errors import LockBusy
+
 HolderInfo = dict[str, Any]
-
-
-class LockBusy(Exception):
-    """The lock is held by another live process; `holder` is what that process wrote (may be empty)."""
-
-    def __init__(self, path: Path, holder: HolderInfo) -> None:
-        super().__init__(f"{path} is held by pid {holder.get('pid', '?')}")
-        self.path = path
-        self.holder = holder
 
 
 def _read(handle: IO[str]) -> HolderInfo:

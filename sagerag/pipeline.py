@@ -16,10 +16,9 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable
 
-from sagerag.adapters import SagemakerEmbeddings, make_embeddings, make_model
-from sagerag.adapters._client import make_runtime_client
+from sagerag.adapters import SagemakerEmbeddings, make_embeddings, make_model, make_runtime_client
 from sagerag.config import Settings, load_settings
-from sagerag.errors import ConfigurationError, InputError, SageRagError
+from sagerag.errors import ConfigurationError, InputError
 from sagerag.serve_state import running_server
 from sagerag.stores import PineconeStore, ensure_index
 
@@ -157,6 +156,7 @@ def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> P
     if settings.is_local:
         from sagerag.local import LocalRuntime
         from sagerag.local.pinecone import LocalPinecone, default_api_key
+        from sagerag.local.sagemaker.server import local_runtime_client
 
         api_key = api_key or default_api_key()
         server = running_server(settings.data_dir)
@@ -167,9 +167,7 @@ def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> P
             runtime = stack.enter_context(LocalRuntime())
             pinecone = stack.enter_context(LocalPinecone(settings.data_dir / "pinecone", api_key=api_key))
             runtime_url, pinecone_host = runtime.endpoint_url, pinecone.host
-        client = make_runtime_client(
-            "us-east-1", runtime_url, None, settings.timeout, static_credentials=("local", "local")
-        )
+        client = local_runtime_client(runtime_url, timeout=settings.timeout)
     else:
         mode, runtime_url, pinecone_host = "remote", settings.endpoint_url, settings.pinecone_host
         if not api_key:
@@ -225,80 +223,3 @@ def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> P
 
         store.sparse = load_stats(stats_path(settings.data_dir, _records_namespace(settings, mode)))
     return Pipeline(settings, llm, embeddings, store, mode, runtime_url, pinecone_host, stack)
-
-
-def explain_service_error(exc: BaseException, settings: Settings | None = None) -> SageRagError | None:
-    """A one-line error naming the setting to change, for a service error caused by configuration.
-
-    The library keeps botocore's and the pinecone SDK's exception types (callers catch what the SDKs
-    document); this is for the CLI, which shows people what to fix. Returns None when `exc` is not one
-    of the known cases. `ConfigurationError` means "change a setting" (exit 2); a plain `SageRagError`
-    is a service that cannot be reached right now (exit 1).
-    """
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionClosedError,
-        EndpointConnectionError,
-        InvalidRegionError,
-        NoCredentialsError,
-        NoRegionError,
-        ReadTimeoutError,
-    )
-    from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
-    from pinecone.errors.exceptions import PineconeConnectionError, PineconeTimeoutError
-
-    if settings is None:
-        try:
-            settings = load_settings()
-        except Exception:
-            settings = Settings()
-    where = "the local SageMaker Runtime" if settings.is_local else "the SageMaker Runtime"
-    local_hint = (
-        "is `sagerag serve` still running? Start it again, or stop it and re-run this command "
-        "(it then starts its own local services); an interrupted ingest resumes where it stopped"
-    )
-    if isinstance(exc, NoCredentialsError | NoRegionError):
-        return ConfigurationError(
-            f"{exc}: configure AWS credentials and a region (`sagerag deploy --dry-run` needs neither)"
-        )
-    if isinstance(exc, InvalidRegionError):
-        return ConfigurationError(
-            f"AWS region {settings.region!r} is not a valid region name; set SAGERAG_REGION (or AWS_REGION, "
-            "or [sagemaker] region in sagerag.toml) to one such as us-east-1"
-        )
-    if isinstance(exc, ClientError):
-        message = str(exc.response.get("Error", {}).get("Message", ""))
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code == "ValidationError" and "not found" in message.lower():
-            for name, env, key in (
-                (settings.llm_endpoint, "SAGERAG_LLM_ENDPOINT", "llm_endpoint"),
-                (settings.embeddings_endpoint, "SAGERAG_EMBEDDINGS_ENDPOINT", "embeddings_endpoint"),
-            ):
-                if f"Endpoint {name} " in message or f"endpoint {name!r}" in str(exc):
-                    return ConfigurationError(
-                        f"SageMaker endpoint {name!r} was not found in region {settings.region}; set {env} "
-                        f"(or [sagemaker] {key} in sagerag.toml) to the name of a deployed endpoint"
-                    )
-        return None
-    timeout_hint = f"(timeout {settings.timeout:g}s, SAGERAG_TIMEOUT)"
-    if isinstance(exc, EndpointConnectionError | BotoConnectTimeout | ConnectionClosedError):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url") or settings.endpoint_url or "AWS"
-        if settings.is_local:
-            return SageRagError(f"cannot reach {where} at {url} {timeout_hint}; {local_hint}")
-        setting = "SAGERAG_ENDPOINT_URL" if settings.endpoint_url else "SAGERAG_REGION"
-        return SageRagError(
-            f"cannot reach {where} at {url} {timeout_hint}; check that it is running and that "
-            f"{setting} is right"
-        )
-    if isinstance(exc, ReadTimeoutError):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url") or "the endpoint"
-        return SageRagError(
-            f"{where} did not answer in time at {url} {timeout_hint}; raise SAGERAG_TIMEOUT or check the endpoint"
-        )
-    if isinstance(exc, PineconeConnectionError | PineconeTimeoutError):
-        what = "did not answer in time" if isinstance(exc, PineconeTimeoutError) else "cannot be reached"
-        if settings.is_local:
-            return SageRagError(f"the local Pinecone {what} ({exc}) {timeout_hint}; {local_hint}")
-        setting = "SAGERAG_PINECONE_HOST" if settings.pinecone_host else "your network"
-        return SageRagError(f"Pinecone {what} ({exc}) {timeout_hint}; check that it is running and {setting}")
-    return None

@@ -1,6 +1,7 @@
 """Adapters: SageMaker content handlers and the LangChain objects built on them."""
 
 from sagerag.adapters.chat import SagemakerChatModel
+from sagerag.adapters.client import make_runtime_client, runtime_config
 from sagerag.adapters.embeddings import SagemakerEmbeddings
 from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm, make_model
 from sagerag.adapters.llama2 import (
@@ -31,7 +32,9 @@ __all__ = [
     "make_embeddings",
     "make_llm",
     "make_model",
+    "make_runtime_client",
     "mean_pool",
     "messages_to_dialog",
     "render_llama2_chat",
+    "runtime_config",
 ]

@@ -16,8 +16,8 @@ from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from sagerag.adapters._client import invocation_params, name_endpoint
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
+from sagerag.adapters.client import invocation_params, name_endpoint
 from sagerag.adapters.llama2 import Llama2TGIChatContentHandler
 
 

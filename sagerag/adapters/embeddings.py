@@ -21,7 +21,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sagerag.adapters._client import (
+from sagerag.adapters.client import (
     RETRYABLE_CODES,
     error_code,
     is_response_too_large,

@@ -6,8 +6,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseLanguageModel
 
-from sagerag.adapters._client import DEFAULT_TIMEOUT, make_runtime_client
 from sagerag.adapters.chat import SagemakerChatModel
+from sagerag.adapters.client import DEFAULT_TIMEOUT, make_runtime_client
 from sagerag.adapters.embeddings import SagemakerEmbeddings
 from sagerag.adapters.llama2 import (
     EULA_ATTRIBUTE,

@@ -14,8 +14,8 @@ from langchain_aws.llms.sagemaker_endpoint import SagemakerEndpoint
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
-from sagerag.adapters._client import invocation_params, name_endpoint
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
+from sagerag.adapters.client import invocation_params, name_endpoint
 
 
 class SagemakerLLM(SagemakerEndpoint):

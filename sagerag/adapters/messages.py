@@ -31,8 +31,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sagerag.adapters._client import DEFAULT_TIMEOUT, make_runtime_client, name_endpoint, runtime_config
 from sagerag.adapters._stream import iter_payload_lines
+from sagerag.adapters.client import DEFAULT_TIMEOUT, make_runtime_client, name_endpoint, runtime_config
 from sagerag.errors import EndpointOutputError
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]

@@ -176,7 +176,7 @@ def fail_with(exc: BaseException) -> NoReturn:
     """One line naming what to fix (the traceback too under --debug, secrets masked); then exit.
 
     The one error path of every command: the exit code depends on the error, never on `--debug`."""
-    from sagerag.pipeline import explain_service_error
+    from sagerag.cli._errors import explain_service_error
 
     if not isinstance(exc, SageRagError):
         exc = explain_service_error(exc) or exc

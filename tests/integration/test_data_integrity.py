@@ -361,7 +361,7 @@ def test_full_disk_while_recording_is_one_line_exit_1(
 def test_local_services_gone_mid_ingest_hint_at_serve_not_aws_region() -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    from sagerag.pipeline import explain_service_error
+    from sagerag.cli._errors import explain_service_error
 
     error = explain_service_error(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), Settings())
     assert error is not None

@@ -19,16 +19,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sagerag.errors import FilterError
+
 Mask = npt.NDArray[np.bool_]
 
 MAX_IN_VALUES = 10_000
 """Pinecone's documented ceiling on the values of one `$in` or `$nin`."""
 _COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
 _FIELD_OPERATORS = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *_COMPARISONS})
-
-
-class FilterError(ValueError):
-    """A filter that Pinecone would reject with 400 INVALID_ARGUMENT."""
 
 
 def _is_number(value: Any) -> bool:

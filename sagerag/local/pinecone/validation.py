@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from sagerag.errors import ApiProblem
 from sagerag.local.pinecone.filter import FilterError, validate_filter
 
 MAX_UPSERT_VECTORS = 1000
@@ -31,16 +32,6 @@ SCHEMA_FIELD_TYPES = ("dense_vector", "sparse_vector")
 """Index schema fields the local Pinecone knows; document-index fields (text, filterable) it refuses."""
 DEFAULT_NAMESPACE_LABEL = "__default__"
 INDEX_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,43}[a-z0-9])?$")
-
-
-class ApiProblem(Exception):
-    """An error answered as Pinecone answers it: HTTP status, gRPC-style code and a message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def bad_request(message: str) -> ApiProblem:

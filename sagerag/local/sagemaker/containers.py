@@ -18,20 +18,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from sagerag.errors import ContainerError
 from sagerag.local.sagemaker.llama2_markup import parse_llama2_chat
 from sagerag.local.sagemaker.models import GeneratedToken, GGUFChatModel, MiniLMModel
 
 LOCAL_REPETITION_PENALTY = 1.1
 """Default when a request gives none (TGI's is 1.0): SmolLM2-135M loops under greedy decoding without it."""
-
-
-class ContainerError(Exception):
-    """What the model container answered with an error status (SageMaker reports it as ModelError)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _json_body(body: bytes) -> Any:

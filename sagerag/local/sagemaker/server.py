@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagerag.adapters.client import DEFAULT_TIMEOUT, make_runtime_client, runtime_config
 from sagerag.local._server import LOOPBACK, BackgroundServer
 from sagerag.local.sagemaker.app import MAX_RESPONSE_BYTES, LocalEndpoint, RuntimeApp
 from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.models import ModelRegistry, shared_registry
 
 LOCAL_REGION = "us-east-1"
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+LOCAL_CREDENTIALS = ("local", "local")
 """boto3 signs every request; the local server ignores the signature, so any key pair works."""
+
+
+def local_runtime_client(endpoint_url: str, config: Any = None, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A `sagemaker-runtime` client for a local runtime at `endpoint_url` (this process's or a `serve`)."""
+    return make_runtime_client(
+        LOCAL_REGION, endpoint_url, timeout=timeout, config=config, static_credentials=LOCAL_CREDENTIALS
+    )
 
 
 class LocalRuntime:
@@ -56,18 +64,7 @@ class LocalRuntime:
 
     def client(self, **config: Any) -> Any:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
-        import boto3
-
-        from sagerag.adapters._client import runtime_config
-
-        return boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=self.endpoint_url,
-            region_name=LOCAL_REGION,
-            config=runtime_config(**config) if config else runtime_config(),
-            aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
-        )
+        return local_runtime_client(self.endpoint_url, runtime_config(**config) if config else None)
 
     def start(self) -> LocalRuntime:
         self._server.start()
