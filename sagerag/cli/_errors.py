@@ -6,8 +6,11 @@ document; only the CLI turns the known configuration mistakes into one line nami
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sagerag.config import Settings, load_settings
-from sagerag.errors import ConfigurationError, SageRagError
+from sagerag.errors import ConfigurationError, DataFileError, DiskFullError, SageRagError
 
 
 def explain_service_error(exc: BaseException, settings: Settings | None = None) -> SageRagError | None:
@@ -29,7 +32,10 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
     )
     from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
     from pinecone.errors.exceptions import PineconeConnectionError, PineconeTimeoutError
+    from pinecone.exceptions import PineconeApiException
 
+    if isinstance(exc, PineconeApiException):
+        return _data_file_error(exc)
     if settings is None:
         try:
             settings = load_settings()
@@ -85,3 +91,17 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         setting = "SAGERAG_PINECONE_HOST" if settings.pinecone_host else "your network"
         return SageRagError(f"Pinecone {what} ({exc}) {timeout_hint}; check that it is running and {setting}")
     return None
+
+
+def _data_file_error(exc: Any) -> SageRagError | None:
+    """The local Pinecone's own one-line account of a full disk or a damaged store file, if that is it."""
+    body = getattr(exc, "body", None) or {}
+    try:
+        error = (json.loads(body) if isinstance(body, str | bytes) else body).get("error", {})
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    kinds: dict[str, type[SageRagError]] = {"DISK_FULL": DiskFullError, "DATA_FILE": DataFileError}
+    kind = kinds.get(str(error.get("code")))
+    return kind(str(error.get("message"))) if kind else None

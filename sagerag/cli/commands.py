@@ -63,11 +63,12 @@ def _pipeline(
     data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False, reader: bool = False
 ) -> Any:
     """The wired pipeline; `reader=True` (ask) refuses a missing or empty index instead of creating it."""
+    from sagerag.ingest import namespace_vector_count
     from sagerag.pipeline import from_settings
 
     pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace, create_index=not reader)
     try:
-        if reader and not _vectors_in_namespace(pipeline):
+        if reader and not namespace_vector_count(pipeline.store):
             ns = (
                 repr(pipeline.settings.pinecone_namespace)
                 if pipeline.settings.pinecone_namespace
@@ -84,13 +85,6 @@ def _pipeline(
     if not quiet:
         _output.info(pipeline.describe())
     return pipeline
-
-
-def _vectors_in_namespace(pipeline: Any) -> int:
-    """Vectors stored in the pipeline's namespace (0 when it is empty or missing)."""
-    total = pipeline.store.index.describe_index_stats()
-    ns = pipeline.settings.pinecone_namespace or "__default__"
-    return int(getattr(total, "namespaces", {}).get(ns, {}).get("vector_count", 0)) if total else 0
 
 
 def _chain_kwargs(

@@ -358,6 +358,27 @@ def test_full_disk_while_recording_is_one_line_exit_1(
     assert_one_line_error(err, "records.sqlite3", "disk is full", "re-run")
 
 
+def test_full_disk_inside_the_local_pinecone_is_one_line_exit_1(
+    tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's own write fails for lack of space: one line naming the store file, nothing lost."""
+    from sagerag.local.pinecone.storage import PineconeStorage
+
+    corpus = write_faq(tmp_path / "c.csv", short_rows(3, "first"))
+    assert run_cli(capsys, "ingest", str(corpus))[0] == 0
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(PineconeStorage, "upsert", full)
+    more = write_faq(tmp_path / "more.csv", short_rows(3, "second"))
+    code, _, err = run_cli(capsys, "ingest", str(more))
+    assert code == 1
+    assert_one_line_error(err, "pinecone.sqlite3", "disk is full", "re-run")
+    monkeypatch.undo()
+    assert len(ids_in_data_dir(cli_env)) == 3  # what was stored before is intact
+
+
 def test_local_services_gone_mid_ingest_hint_at_serve_not_aws_region() -> None:
     from botocore.exceptions import EndpointConnectionError
 

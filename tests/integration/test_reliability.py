@@ -37,7 +37,6 @@ from tests.subprocesses import (
     stored_ids,
     write_faq,
 )
-from tests.support import empty_config
 
 
 def _docs(n: int, prefix: str) -> list[Document]:
@@ -113,7 +112,7 @@ def test_ingest_2000_texts_through_injected_faults_stores_exactly_the_corpus(tmp
 
 
 def test_ingest_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = write_faq(tmp_path / "corpus.csv", short_rows(800, "killed"))
     killed_env = base_env(tmp_path / "killed", PINECONE_API_KEY=PINECONE_KEY)
@@ -133,15 +132,7 @@ def test_ingest_killed_with_sigkill_then_rerun_equals_an_uninterrupted_run(
     stored_after_kill = ids_in_data_dir(killed_dir)
     assert 0 < len(stored_after_kill) < 800, len(stored_after_kill)
 
-    for key in (
-        "SAGERAG_REMOTE",
-        "SAGERAG_ENDPOINT_URL",
-        "SAGERAG_PINECONE_HOST",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-    ):
-        monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("PINECONE_API_KEY", PINECONE_KEY)
-    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     code, out, err = _run_main(capsys, "ingest", str(corpus), "--json", "--data-dir", str(killed_dir))
     assert code == 0, err
     rerun = json.loads(out)
@@ -199,18 +190,9 @@ def test_pinecone_restarted_mid_ingest_loses_nothing(tmp_path: Path, runtime: Lo
 
 
 def test_batch_resumes_after_a_torn_last_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kill mid-write leaves half a line: it is dropped and that question answered again, once."""
-    for key in (
-        "SAGERAG_REMOTE",
-        "SAGERAG_ENDPOINT_URL",
-        "SAGERAG_PINECONE_HOST",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
-    ):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("SAGERAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("SAGERAG_CONFIG", str(empty_config(tmp_path)))
     monkeypatch.setenv("SAGERAG_MAX_NEW_TOKENS", "4")
     corpus = write_faq(tmp_path / "faq.csv", short_rows(5, "torn"))
     assert _run_main(capsys, "ingest", str(corpus), "--json")[0] == 0

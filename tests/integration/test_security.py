@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+from pydantic import SecretStr
 
 from sagerag.config import Settings
 from sagerag.errors import ConfigurationError
@@ -155,21 +156,28 @@ def test_local_pinecone_rejects_requests_without_the_right_key(
 # -- timeouts -------------------------------------------------------------------------------------------------
 
 
+def _remote_settings(
+    remote_servers: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **extra: Any
+) -> Settings:
+    """Remote-mode settings pointed at the module's servers, with AWS credentials any signer accepts."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    return Settings(
+        remote=True,
+        endpoint_url=remote_servers["runtime"].endpoint_url,
+        pinecone_host=remote_servers["pinecone"].host,
+        pinecone_api_key=SecretStr(PINECONE_KEY),
+        data_dir=tmp_path,
+        **extra,
+    )
+
+
 def test_every_client_sagerag_builds_has_timeouts(
     remote_servers: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    settings = Settings(
-        remote=True,
-        endpoint_url=remote_servers["runtime"].endpoint_url,
-        pinecone_host=remote_servers["pinecone"].host,
-        pinecone_api_key=__import__("pydantic").SecretStr(PINECONE_KEY),
-        data_dir=tmp_path,
-        timeout=7.0,
-    )
+    settings = _remote_settings(remote_servers, tmp_path, monkeypatch, timeout=7.0)
     with from_settings(settings) as pipeline:
         for client in (pipeline.embeddings.client, pipeline.llm.client):  # type: ignore[attr-defined]
             assert client.meta.config.read_timeout == 7.0
@@ -203,16 +211,8 @@ def test_planted_document_cannot_break_the_prompt_end_to_end(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    settings = Settings(
-        remote=True,
-        endpoint_url=remote_servers["runtime"].endpoint_url,
-        pinecone_host=remote_servers["pinecone"].host,
-        pinecone_api_key=__import__("pydantic").SecretStr(PINECONE_KEY),
-        pinecone_namespace="planted",
-        data_dir=tmp_path,
-        max_new_tokens=4,
+    settings = _remote_settings(
+        remote_servers, tmp_path, monkeypatch, pinecone_namespace="planted", max_new_tokens=4
     )
     recorder = _PromptRecorder()
     with from_settings(settings) as pipeline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sagerag.datafiles import explain
+from sagerag.errors import DiskFullError
 from sagerag.local.pinecone.service import PineconeService
-from sagerag.local.pinecone.storage import IndexRecord, PineconeStorage
+from sagerag.local.pinecone.storage import STORE_REBUILD, IndexRecord, PineconeStorage
 from sagerag.local.pinecone.validation import (
     PINECONE_MAX_REQUEST_BYTES,
     ApiProblem,
@@ -111,6 +114,13 @@ class PineconeApp:
                 result = await run_in_threadpool(fn, request, body)
             except ApiProblem as problem:
                 return _error(problem.status, problem.code, problem.message)
+            except (sqlite3.Error, OSError) as exc:  # the data file: one line naming it, no traceback
+                error = explain(exc, self.service.storage.path, STORE_REBUILD)
+                if error is None:
+                    raise
+                return _error(
+                    500, "DISK_FULL" if isinstance(error, DiskFullError) else "DATA_FILE", str(error)
+                )
             if result is None:
                 return Response(status_code=status)
             return _json(result, status)
