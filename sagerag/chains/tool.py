@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse, wrap_model_call
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
@@ -68,12 +68,14 @@ def as_tool(
     )
 
 
-def consult_first(tool: BaseTool | str) -> AgentMiddleware:
+def consult_first(tool: BaseTool | str, verbatim: bool = True) -> AgentMiddleware:
     """`create_agent` middleware: the agent's first model call must call `tool`; later calls are free.
 
     A small model rarely decides on its own to look something up; forcing the first call (as
     `tool_choice`, which the Messages API endpoints honour under a grammar) grounds the answer in the
-    knowledge base, and the model then answers from the tool's result.
+    knowledge base, and the model then answers from the tool's result. With `verbatim` (the default) the
+    forced call asks the user's own question: a small model paraphrases it on the way ("What is the best
+    way to use SageMaker?"), and retrieval is best on the user's words.
     """
     name = tool if isinstance(tool, str) else tool.name
 
@@ -81,6 +83,21 @@ def consult_first(tool: BaseTool | str) -> AgentMiddleware:
     def force(request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> ModelResponse:
         if any(isinstance(m, ToolMessage) for m in request.messages):
             return handler(request)
-        return handler(request.override(tool_choice=name))
+        response = handler(request.override(tool_choice=name))
+        question = _last_question(request.messages)
+        if verbatim and question:
+            for message in response.result:
+                for call in getattr(message, "tool_calls", None) or []:
+                    if call["name"] == name and "question" in call["args"]:
+                        call["args"] = {**call["args"], "question": question}
+        return response
 
     return force
+
+
+def _last_question(messages: list[Any]) -> str | None:
+    """The text of the latest user message (the question the forced call should ask)."""
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            return message.text.strip() or None
+    return None

@@ -224,7 +224,16 @@ CONFIG_CASES: dict[str, tuple[dict[str, str], int, tuple[str, ...]]] = {
     "invalid region": ({"SAGERAG_REGION": "moon base 1"}, 2, ("'moon base 1'", "SAGERAG_REGION")),
     "wrong Pinecone key": ({"PINECONE_API_KEY": "not-the-key"}, 2, ("401", "PINECONE_API_KEY")),
     "index dimension mismatch": ({"SAGERAG_PINECONE_INDEX": "dim8"}, 2, ("dimension 8", "384")),
-    "index metric mismatch": ({"SAGERAG_PINECONE_INDEX": "euclid"}, 2, ("metric euclidean", "cosine")),
+    "index metric mismatch": (
+        {"SAGERAG_PINECONE_INDEX": "euclid", "SAGERAG_RETRIEVAL": "dense"},
+        2,
+        ("metric euclidean", "cosine"),
+    ),
+    "index without sparse values for hybrid": (
+        {"SAGERAG_PINECONE_INDEX": "euclid"},
+        2,
+        ("'euclid'", "euclidean", "SAGERAG_RETRIEVAL=dense"),
+    ),
     "unreachable endpoint URL": (
         {"SAGERAG_ENDPOINT_URL": "closed", "SAGERAG_TIMEOUT": "1"},
         1,

@@ -233,6 +233,7 @@ def test_ingest_counts_a_changed_row_as_updated_and_reads_folder_csvs(
         "updated": 0,
         "unchanged": 0,
         "deleted": 0,
+        "restored": 0,
         "documents": 3,
         "vectors_in_namespace": 3,
         "warnings": [],

@@ -141,7 +141,7 @@ def test_ingest_restores_documents_the_store_lost(
     assert result["restored"] == 30
     assert "no longer holds" in err
     code, out, err = run_cli(capsys, "ingest", str(corpus), "--json")
-    assert (_json_out(out)["added"], _json_out(out)["skipped"]) == (0, 30)
+    assert (_json_out(out)["added"], _json_out(out)["unchanged"]) == (0, 30)
     ids = stored_ids(remote_cli["pinecone"], remote_cli["index"])
     assert len(ids) == len(set(ids)) == 30
 
@@ -159,7 +159,7 @@ def test_two_concurrent_ingests_report_what_each_wrote(remote_cli: dict[str, Any
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     results = [_json_out(out) for out, _ in outputs]
     assert sorted(r["added"] for r in results) == [0, 300]
-    assert sorted(r["skipped"] for r in results) == [0, 300]
+    assert sorted(r["unchanged"] for r in results) == [0, 300]
     ids = stored_ids(remote_cli["pinecone"], remote_cli["index"])
     assert len(ids) == len(set(ids)) == 300
 

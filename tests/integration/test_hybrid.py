@@ -149,8 +149,9 @@ def test_prune_refits_and_rewrites_consistently(pc: Any, tmp_path: Path) -> None
     pruned = _ingest(store, docs[:40], tmp_path, prune=True)
     new = load_stats(tmp_path / "bm25.json")
     assert old is not None and new is not None and new.version != old.version and new.n_docs == 40
-    # A new version changes every kept document's hash: the 40 are rewritten, all 154 old vectors go.
-    assert (pruned.added, pruned.deleted) == (40, 154)
+    # A new version changes every kept document's hash: the 40 are rewritten (counted as updated) and the
+    # other 114 old vectors go.
+    assert (pruned.added, pruned.updated, pruned.deleted) == (0, 40, 114)
     hits = store.similarity_search("what is sagemaker", k=40)
     assert len(hits) == 40 and {d.metadata[VERSION_KEY] for d in hits} == {new.version}
 
