@@ -44,8 +44,26 @@ def _grammar(schema_json: str) -> Any:
     return LlamaGrammar.from_json_schema(schema_json, verbose=False)
 
 
+MAX_FREE_STRING = 80
+"""Characters a free-text string in constrained output may take: a small model rambles inside a string
+until `max_tokens` cuts the JSON open; bounded, a forced call closes within a modest budget."""
+
+
 def schema_grammar(schema: Mapping[str, Any]) -> Any:
-    return _grammar(json.dumps(schema, sort_keys=True))
+    return _grammar(json.dumps(_bounded(schema), sort_keys=True))
+
+
+def _bounded(schema: Any) -> Any:
+    """The schema with `maxLength` on every string that has no length, pattern or fixed values."""
+    if isinstance(schema, list):
+        return [_bounded(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {key: _bounded(value) for key, value in schema.items()}
+    free = not any(k in out for k in ("maxLength", "pattern", "enum", "const", "format"))
+    if out.get("type") == "string" and free:
+        out["maxLength"] = MAX_FREE_STRING
+    return out
 
 
 @dataclass
