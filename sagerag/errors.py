@@ -1,8 +1,11 @@
-"""sagerag's own exceptions.
+"""sagerag's own exceptions, and the policy for everyone else's.
 
-Errors raised by the services themselves stay as the client library raised them (botocore's
-``ModelError``/``ValidationError``, the pinecone SDK's exceptions), so callers keep catching what the
-SDK documents; we only add context such as the endpoint name. What is sagerag's own:
+Policy: errors raised by the services stay as their client library raised them, everywhere in the
+library (botocore's ``ModelError``/``ValidationError``, the pinecone SDK's ``UnauthorizedError``, ...), so
+callers keep catching what the SDKs document; the library only adds context such as the endpoint name.
+The CLI (``sagerag.cli._errors``) is the one place that turns the known configuration mistakes among them
+(a rejected Pinecone key, a missing endpoint, no AWS credentials) into one line naming the setting.
+What is sagerag's own:
 
     SageRagError                  base class; the CLI prints its message without a traceback
     ├── ConfigurationError        bad settings: unknown prompt, unreachable URL, refused bind address

@@ -120,17 +120,7 @@ def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
 
 
 def _index_exists(pc: Any, name: str) -> bool:
-    """Whether the index exists; a rejected key is explained as `ensure_index` explains it."""
-    from sagerag.stores import _retry
-    from sagerag.stores._index import _control_host
-
-    try:
-        return bool(pc.indexes.exists(name))
-    except Exception as exc:
-        translated = _retry.translate(exc, _control_host(pc))
-        if translated is exc:
-            raise
-        raise translated from None
+    return bool(pc.indexes.exists(name))
 
 
 def from_settings(

@@ -7,6 +7,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sagerag.aws_errors import error_code
+
 DEFAULT_TIMEOUT = 60.0
 RETRYABLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"}
@@ -75,13 +77,6 @@ def invocation_params(model: Any, payload: Any, stream: bool, call_kwargs: dict[
     if model.inference_component_name:
         params["InferenceComponentName"] = model.inference_component_name
     return params
-
-
-def error_code(exc: BaseException) -> str:
-    """botocore's error code for a ClientError, else ''."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def name_endpoint(exc: BaseException, endpoint_name: str) -> BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sagerag.aws_errors import error_code, error_message
 from sagerag.config import Settings, load_settings
 from sagerag.errors import ConfigurationError, DataFileError, DiskFullError, SageRagError
 
@@ -31,16 +32,29 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
         ReadTimeoutError,
     )
     from botocore.exceptions import ConnectTimeoutError as BotoConnectTimeout
-    from pinecone.errors.exceptions import PineconeConnectionError, PineconeTimeoutError
+    from pinecone.errors.exceptions import (
+        ForbiddenError,
+        PineconeConnectionError,
+        PineconeTimeoutError,
+        UnauthorizedError,
+    )
     from pinecone.exceptions import PineconeApiException
 
-    if isinstance(exc, PineconeApiException):
-        return _data_file_error(exc)
     if settings is None:
         try:
             settings = load_settings()
         except Exception:
             settings = Settings()
+    pinecone_at = "the local Pinecone" if settings.is_local else (settings.pinecone_host or "Pinecone")
+    if isinstance(exc, UnauthorizedError):
+        return ConfigurationError(f"{pinecone_at} rejected the API key (401); check PINECONE_API_KEY")
+    if isinstance(exc, ForbiddenError):
+        return ConfigurationError(
+            f"{pinecone_at} refused access (403); check that PINECONE_API_KEY belongs to the project that "
+            "owns this index"
+        )
+    if isinstance(exc, PineconeApiException):
+        return _data_file_error(exc)
     where = "the local SageMaker Runtime" if settings.is_local else "the SageMaker Runtime"
     local_hint = (
         "is `sagerag serve` still running? Start it again, or stop it and re-run this command "
@@ -56,8 +70,7 @@ def explain_service_error(exc: BaseException, settings: Settings | None = None) 
             "or [sagemaker] region in sagerag.toml) to one such as us-east-1"
         )
     if isinstance(exc, ClientError):
-        message = str(exc.response.get("Error", {}).get("Message", ""))
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        message, code = error_message(exc), error_code(exc)
         if code == "ValidationError" and "not found" in message.lower():
             for name, env, key in (
                 (settings.llm_endpoint, "SAGERAG_LLM_ENDPOINT", "llm_endpoint"),

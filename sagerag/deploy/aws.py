@@ -17,6 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sagerag.aws_errors import error_code, error_message
 from sagerag.deploy.plan import (
     POLL_INTERVAL_S,
     TAG_DEPLOYMENT,
@@ -87,13 +88,9 @@ def make_client(region: str, profile: str | None = None, endpoint_url: str | Non
     return session.client("sagemaker", endpoint_url=endpoint_url, config=config)
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _is_not_found(exc: ClientError) -> bool:
-    message = str(exc.response.get("Error", {}).get("Message", ""))
-    return _error_code(exc) in {"ValidationException", "ResourceNotFound"} and "not find" in message.lower()
+    message = error_message(exc)
+    return error_code(exc) in {"ValidationException", "ResourceNotFound"} and "not find" in message.lower()
 
 
 def endpoint_status(client: Any, name: str) -> str | None:
@@ -245,7 +242,7 @@ def apply_plan(
         failed = rollback(client, created)
         cause = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
         if isinstance(exc, ClientError):
-            cause = f"{_error_code(exc)}: {exc.response.get('Error', {}).get('Message', exc)}"
+            cause = f"{error_code(exc)}: {error_message(exc) or exc}"
         if not created:
             message = f"deploy failed: {cause}. Nothing was created."
         elif not failed:
@@ -324,5 +321,5 @@ def teardown(client: Any, resources: list[ManagedResource]) -> list[tuple[Manage
         try:
             _delete(client, resource)
         except ClientError as exc:
-            failed.append((resource, f"{_error_code(exc)}: {exc}"))
+            failed.append((resource, f"{error_code(exc)}: {exc}"))
     return failed

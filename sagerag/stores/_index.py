@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from sagerag.errors import ConfigurationError, IndexMismatchError
-from sagerag.stores import _retry
 
 
 def index_shape(description: Any) -> tuple[int | None, str]:
@@ -25,11 +24,6 @@ def index_shape(description: Any) -> tuple[int | None, str]:
         if dimension is not None:
             return int(dimension), str(metric or "cosine").lower()
     return None, "cosine"
-
-
-def _control_host(pc: Any) -> str:
-    config = getattr(pc, "config", None)
-    return str(getattr(config, "host", "") or "the Pinecone API")
 
 
 def ensure_index(
@@ -47,40 +41,32 @@ def ensure_index(
     `metric="dotproduct"` is what sparse-dense (hybrid) records need; `also_accept` names other metrics
     an existing index may have (dense-only retrieval of unit vectors ranks the same under cosine and
     dotproduct). Raises `IndexMismatchError` when an existing index has another dimension or metric, and
-    `ConfigurationError` when the key is rejected or the index is not ready within `timeout` seconds.
+    `ConfigurationError` when the index is not ready within `timeout` seconds; a rejected key is the
+    SDK's own `UnauthorizedError`.
     """
-    host = _control_host(pc)
     metric = metric.lower()
-    try:
-        exists = pc.indexes.exists(name)
-        if not exists:
-            from pinecone.errors.exceptions import ConflictError
+    exists = pc.indexes.exists(name)
+    if not exists:
+        from pinecone.errors.exceptions import ConflictError
 
-            # Created concurrently by someone else: checked below like any existing index.
-            with contextlib.suppress(ConflictError):
-                pc.indexes.create(
-                    name=name,
-                    schema={
-                        "fields": {
-                            "_values": {"type": "dense_vector", "dimension": dimension, "metric": metric}
-                        }
-                    },
-                    deployment={"deployment_type": "managed", "cloud": cloud, "region": region},
-                    timeout=-1,
-                )
-        deadline = time.monotonic() + timeout
-        while True:
-            description = pc.indexes.describe(name)
-            if getattr(description.status, "ready", False):
-                break
-            if time.monotonic() > deadline:
-                raise ConfigurationError(f"Pinecone index {name!r} was not ready within {timeout:.0f}s")
-            time.sleep(0.5)
-    except Exception as exc:
-        translated = _retry.translate(exc, host)
-        if translated is exc:
-            raise
-        raise translated from None
+        # Created concurrently by someone else: checked below like any existing index.
+        with contextlib.suppress(ConflictError):
+            pc.indexes.create(
+                name=name,
+                schema={
+                    "fields": {"_values": {"type": "dense_vector", "dimension": dimension, "metric": metric}}
+                },
+                deployment={"deployment_type": "managed", "cloud": cloud, "region": region},
+                timeout=-1,
+            )
+    deadline = time.monotonic() + timeout
+    while True:
+        description = pc.indexes.describe(name)
+        if getattr(description.status, "ready", False):
+            break
+        if time.monotonic() > deadline:
+            raise ConfigurationError(f"Pinecone index {name!r} was not ready within {timeout:.0f}s")
+        time.sleep(0.5)
     found_dimension, found_metric = index_shape(description)
     if found_dimension == dimension and metric == "dotproduct" and found_metric != metric:
         raise IndexMismatchError(

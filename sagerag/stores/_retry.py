@@ -1,9 +1,8 @@
-"""Retries and error translation around pinecone SDK calls.
+"""Retries around pinecone SDK calls.
 
 The SDK retries a few times itself; ingestion of a whole corpus needs a longer, jittered backoff on 429
-and 5xx (the shared `sagerag.retry.RetryPolicy`) so that many concurrent batches do not retry in lockstep. A rejected API key is a configuration
-problem, not a service error, so it becomes `ConfigurationError` with a message that names the host and
-the environment variable and never the key itself.
+and 5xx (the shared `sagerag.retry.RetryPolicy`) so that many concurrent batches do not retry in
+lockstep. What is left is raised as the SDK raised it (see `sagerag.errors` for the policy).
 """
 
 from __future__ import annotations
@@ -14,13 +13,10 @@ from typing import TypeVar
 
 from pinecone.errors.exceptions import (
     ApiError,
-    ForbiddenError,
     PineconeConnectionError,
     PineconeTimeoutError,
-    UnauthorizedError,
 )
 
-from sagerag.errors import ConfigurationError
 from sagerag.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -37,20 +33,6 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def translate(exc: BaseException, host: str) -> BaseException:
-    """Our own error for a rejected key; anything else is returned unchanged."""
-    if isinstance(exc, UnauthorizedError):
-        return ConfigurationError(
-            f"Pinecone rejected the API key (401) for host {host}; check PINECONE_API_KEY"
-        )
-    if isinstance(exc, ForbiddenError):
-        return ConfigurationError(
-            f"Pinecone refused access (403) for host {host}; check that PINECONE_API_KEY belongs to "
-            "the project that owns this index"
-        )
-    return exc
-
-
 def call(
     fn: Callable[[], T],
     host: str,
@@ -58,12 +40,6 @@ def call(
     base_delay: float = 0.5,
     max_delay: float = 20.0,
 ) -> T:
-    """Run `fn` under the shared retry policy (429, 5xx, transport failures); translate what is left."""
+    """Run `fn` under the shared retry policy (429, 5xx, transport failures)."""
     policy = RetryPolicy(is_retryable, attempts, base_delay, max_delay, sleep=lambda s: _sleep(s))
-    try:
-        return policy.call(fn)
-    except Exception as exc:
-        translated = translate(exc, host)
-        if translated is exc:
-            raise
-        raise translated from None
+    return policy.call(fn)

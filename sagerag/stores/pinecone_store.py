@@ -113,14 +113,7 @@ class PineconeStore(VectorStore):
         **kwargs: Any,
     ) -> PineconeStore:
         """Describe the index once (host and metric) and build the store from a `Pinecone` client."""
-        host = getattr(pc, "config", None)
-        try:
-            description = pc.indexes.describe(index_name)
-        except Exception as exc:
-            translated = _retry.translate(exc, str(getattr(host, "host", "") or "the Pinecone API"))
-            if translated is exc:
-                raise
-            raise translated from None
+        description = pc.indexes.describe(index_name)
         _, metric = index_shape(description)
         return cls(
             pc.Index(host=description.host),
