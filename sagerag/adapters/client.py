@@ -9,6 +9,11 @@ from botocore.exceptions import ClientError
 
 from sagerag.aws_errors import error_code
 
+SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+"""SageMaker real-time inference caps request and response bodies at 6 MB: botocore's service model gives
+InvokeEndpoint's request `Body` and response `Body` the same 6,291,456-byte maximum. The client budgets
+under it; the local runtime enforces it."""
+
 DEFAULT_TIMEOUT = 60.0
 RETRYABLE_CODES = frozenset(
     {"ThrottlingException", "Throttling", "ModelNotReadyException", "ServiceUnavailable", "InternalFailure"}

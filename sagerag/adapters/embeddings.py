@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sagerag.adapters.client import (
     RETRYABLE_CODES,
+    SAGEMAKER_MAX_PAYLOAD_BYTES,
     error_code,
     is_response_too_large,
     make_runtime_client,
@@ -31,11 +32,6 @@ from sagerag.adapters.client import (
 from sagerag.adapters.minilm import MiniLMContentHandler
 from sagerag.errors import DocumentTooLargeError
 from sagerag.retry import RetryPolicy
-
-SAGEMAKER_MAX_REQUEST_BYTES = 6 * 1024 * 1024
-"""SageMaker Runtime rejects request bodies over 6 MB."""
-SAGEMAKER_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-"""And responses: botocore's service model gives InvokeEndpoint's response `Body` the same maximum."""
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +57,9 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
     """Turns texts into a request body and the response into vectors (`MiniLMContentHandler`)."""
     batch_size: int = Field(default=32, gt=0)
     """Most texts per request."""
-    max_request_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=SAGEMAKER_MAX_REQUEST_BYTES)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=SAGEMAKER_MAX_PAYLOAD_BYTES)
     """Most bytes per request body; below SageMaker's 6 MB limit."""
-    max_response_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_response_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=SAGEMAKER_MAX_PAYLOAD_BYTES)
     """Most *expected* response bytes per request (the handler's estimate); a margin below the 6 MB limit."""
     max_concurrency: int = Field(default=4, gt=0)
     """Requests in flight at once."""

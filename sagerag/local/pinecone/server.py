@@ -43,9 +43,14 @@ class LocalPinecone:
         self._app: Any = None
 
     @property
-    def host(self) -> str:
-        """Control-plane URL, e.g. `http://127.0.0.1:PORT`, for `Pinecone(host=...)`."""
+    def url(self) -> str:
+        """The server's base URL, `http://127.0.0.1:PORT` (both emulators have `url`)."""
         return f"http://{self.bind_host}:{self.port}"
+
+    @property
+    def host(self) -> str:
+        """`url` under the pinecone SDK's name for it: `Pinecone(host=...)` (the control plane)."""
+        return self.url
 
     @property
     def service(self) -> PineconeService:

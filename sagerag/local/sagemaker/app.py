@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from sagerag.adapters.client import SAGEMAKER_MAX_PAYLOAD_BYTES
 from sagerag.local.sagemaker.containers import (
     ContainerError,
     FeatureExtraction,
@@ -26,11 +27,7 @@ from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.messages import MessagesAPI
 from sagerag.local.sagemaker.models import ModelRegistry
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
-"""SageMaker real-time inference accepts request bodies up to 6 MB."""
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024
-"""And response bodies: botocore's service model gives InvokeEndpoint's response `Body` a 6,291,456-byte
-maximum, the same as the request's."""
+MAX_REQUEST_BYTES = MAX_RESPONSE_BYTES = SAGEMAKER_MAX_PAYLOAD_BYTES
 ACCOUNT = "000000000000"
 
 

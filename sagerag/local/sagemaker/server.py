@@ -42,8 +42,14 @@ class LocalRuntime:
         self._server = BackgroundServer(self.app.app, host, port, allow_remote)
 
     @property
-    def endpoint_url(self) -> str:
+    def url(self) -> str:
+        """The server's base URL, `http://127.0.0.1:PORT` (both emulators have `url`)."""
         return self._server.url
+
+    @property
+    def endpoint_url(self) -> str:
+        """`url` under boto3's name for it: `boto3.client("sagemaker-runtime", endpoint_url=...)`."""
+        return self.url
 
     @property
     def faults(self) -> FaultConfig:
