@@ -379,6 +379,27 @@ def test_full_disk_inside_the_local_pinecone_is_one_line_exit_1(
     assert len(ids_in_data_dir(cli_env)) == 3  # what was stored before is intact
 
 
+def test_read_only_data_dir_is_one_line_exit_2_and_keeps_what_is_stored(
+    tmp_path: Path, cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own words for a read-only ledger, as it says them (the tests run as root, where file
+    permissions do not apply, so the refusal is injected where SQLite raises it)."""
+    from langchain_classic.indexes import SQLRecordManager
+
+    corpus = write_faq(tmp_path / "c.csv", short_rows(3, "kept"))
+    assert run_cli(capsys, "ingest", str(corpus))[0] == 0
+
+    def read_only(self: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(SQLRecordManager, "create_schema", read_only)
+    code, _, err = run_cli(capsys, "ingest", str(write_faq(tmp_path / "d.csv", short_rows(2, "new"))))
+    assert code == 2
+    assert_one_line_error(err, "records.sqlite3", "read-only", "writable")
+    monkeypatch.undo()
+    assert len(ids_in_data_dir(cli_env)) == 3
+
+
 def test_local_services_gone_mid_ingest_hint_at_serve_not_aws_region() -> None:
     from botocore.exceptions import EndpointConnectionError
 
