@@ -90,10 +90,10 @@ def load_csv(
     text_column: str | None = None,
     report: LoadReport | None = None,
 ) -> list[Document]:
-    """Documents from a Q&A CSV: the seed's header-less (question, answer) file or one with a header.
+    """Documents from a Q&A CSV: the FAQ's header-less (question, answer) file or one with a header.
 
     `mode="question+answer"` (the default) indexes both as "Q: ...\nA: ...", which users' paraphrases
-    match far better (docs/benchmarks.md); `"answer"` indexes answers only, as the seed tutorial does.
+    match far better (docs/benchmarks.md); `"answer"` indexes answers only, as the Pinecone RAG-on-SageMaker tutorial does.
     Metadata keeps `row` (0-based data row, as the question sets' `answer_id`), `question` and `source`.
     """
     path = Path(path)
