@@ -229,3 +229,12 @@ class CutProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+def interruptible() -> None:
+    """`preexec_fn` for a child that a test stops with SIGINT, as Ctrl-C does.
+
+    A job started in the background by a non-interactive shell (a CI script run with `&`) inherits SIGINT
+    ignored, and Python then leaves it ignored: restore the default so the child sees KeyboardInterrupt.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -33,6 +33,7 @@ from tests.subprocesses import (
     assert_one_line_error,
     base_env,
     ids_in_data_dir,
+    interruptible,
     remote_env,
     run_sagerag,
     short_rows,
@@ -261,9 +262,14 @@ def test_ctrl_c_cancels_queued_questions_and_keeps_finished_ones(tmp_path: Path)
         return {"answer": f"about {question}", "abstained": False, "sources": []}
 
     questions = [Question(str(i), f"question {i}") for i in range(100)]
-    with ResultLog.open(tmp_path / "out.jsonl") as log:
-        stats = answer_all(RunnableLambda(answer), questions, log, concurrency=2)
-        kept = dict(log.done)
+    # As in a terminal: SIGINT raises KeyboardInterrupt (a background CI job may have inherited it ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with ResultLog.open(tmp_path / "out.jsonl") as log:
+            stats = answer_all(RunnableLambda(answer), questions, log, concurrency=2)
+            kept = dict(log.done)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stats.interrupted
     assert len(calls) <= 6 + 4  # the queued questions were cancelled, only those running finished
     assert stats.answered == len(kept) == len((tmp_path / "out.jsonl").read_text().splitlines())
@@ -286,7 +292,14 @@ def test_ctrl_c_in_batch_stops_says_what_was_kept_and_resumes(
     )
     out = tmp_path / "answers.jsonl"
     command = [sys.executable, "-m", "sagerag", "batch", str(questions), "-o", str(out), "--concurrency", "2"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+    )
     deadline = time.monotonic() + 300
     while (not out.exists() or not out.read_text()) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
