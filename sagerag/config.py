@@ -26,30 +26,17 @@ import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, get_args, get_type_hints
+from typing import Annotated, Any, Literal, NamedTuple, get_type_hints
 
 import tomli_w
 from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 
 from sagerag.errors import ConfigurationError
+from sagerag.kinds import EmbeddingsKind, Grounding, IndexText, LLMKind, Retrieval
 
 CONFIG_ENV = "SAGERAG_CONFIG"
 DEFAULT_CONFIG_FILE = "sagerag.toml"
 
-LLMKind = Literal["tgi", "jumpstart-chat", "messages"]
-"""What an LLM endpoint speaks: `tgi` (Hugging Face LLM container, text in and out), `jumpstart-chat`
-(JumpStart Llama-2-chat dialogs) or `messages` (the Messages API of TGI >= 1.4 and LMI: OpenAI-style
-chat completions with tool calling). The one definition; adapters and the CLI use it."""
-LLM_KINDS: tuple[LLMKind, ...] = get_args(LLMKind)
-EmbeddingsKind = Literal["feature-extraction", "tei"]
-"""Per-token output (Hugging Face inference toolkit) or pooled output (Text Embeddings Inference)."""
-EMBEDDINGS_KINDS: tuple[EmbeddingsKind, ...] = get_args(EmbeddingsKind)
-Retrieval = Literal["hybrid", "dense"]
-RETRIEVAL_MODES: tuple[Retrieval, ...] = get_args(Retrieval)
-IndexText = Literal["question+answer", "answer"]
-INDEX_TEXTS: tuple[IndexText, ...] = get_args(IndexText)
-Grounding = Literal["drop", "flag", "off"]
-GROUNDING_MODES: tuple[Grounding, ...] = get_args(Grounding)
 LOCAL_DEFAULT_PROMPT = "local-brief"
 """The prompt measured best for SmolLM2-135M on the tuning half of the dev set (docs/benchmarks.md)."""
 Fraction = Annotated[float, Field(ge=0, le=1)]

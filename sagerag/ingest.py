@@ -20,19 +20,19 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
 
 from sagerag.datafiles import explain
 from sagerag.errors import InputError
+from sagerag.kinds import IndexText
 from sagerag.locks import HolderInfo, hold
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 CSV_SUFFIXES = (".csv",)
 HEADER_NAMES = {"question", "answer", "text", "content", "body", "title", "section", "source"}
-CsvMode = Literal["answer", "question+answer"]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _rows(path: Path, text: str) -> list[list[str]]:
 
 def load_csv(
     path: str | Path,
-    mode: CsvMode = "question+answer",
+    mode: IndexText = "question+answer",
     header: bool | None = None,
     text_column: str | None = None,
     report: LoadReport | None = None,
@@ -166,7 +166,7 @@ def load_text_folder(
 
 
 def load_path(
-    path: str | Path, mode: CsvMode = "question+answer", report: LoadReport | None = None
+    path: str | Path, mode: IndexText = "question+answer", report: LoadReport | None = None
 ) -> list[Document]:
     """Documents from a .csv file, a .txt/.md file, or a folder of .txt/.md files."""
     path = Path(path)

@@ -19,7 +19,7 @@ from sagerag.adapters.llm import SagemakerLLM
 from sagerag.adapters.messages import SagemakerMessagesChatModel
 from sagerag.adapters.minilm import MiniLMContentHandler
 from sagerag.adapters.tei import TEI_MAX_CLIENT_BATCH_SIZE, TEIContentHandler
-from sagerag.config import LLM_KINDS, EmbeddingsKind, LLMKind
+from sagerag.kinds import LLM_KINDS, EmbeddingsKind, LLMKind
 
 
 def _client(

@@ -13,20 +13,19 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, get_args
 
 from langchain_core.embeddings import Embeddings
 
 from sagerag.chains.sentences import tokens
 from sagerag.errors import ConfigurationError
+from sagerag.kinds import Grounding
 
-GroundingMode = Literal["drop", "flag", "off"]
-"""``drop`` unsupported sentences (abstain when none is left), ``flag`` them only, or ``off``."""
 GroundingMethod = Literal["lexical", "semantic", "both"]
 """Which measure decides support; ``both`` takes the mean of the two and needs each above a floor."""
 
-GROUNDING_MODES: tuple[GroundingMode, ...] = ("drop", "flag", "off")
-GROUNDING_METHODS: tuple[GroundingMethod, ...] = ("lexical", "semantic", "both")
+GROUNDING_MODES: tuple[Grounding, ...] = get_args(Grounding)
+GROUNDING_METHODS: tuple[GroundingMethod, ...] = get_args(GroundingMethod)
 DEFAULT_METHOD: GroundingMethod = "both"
 DEFAULT_MIN_SUPPORT = 0.5
 """Support below which a sentence counts as unsupported (see the module docstring for how it was set)."""

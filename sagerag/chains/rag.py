@@ -45,12 +45,12 @@ from sagerag.chains.grounding import (
     DEFAULT_MIN_SUPPORT,
     Grounder,
     GroundingMethod,
-    GroundingMode,
     SentenceSupport,
     check_grounding,
 )
 from sagerag.chains.guards import AnswerGuard, Pending
 from sagerag.errors import ConfigurationError, InputError
+from sagerag.kinds import Grounding
 from sagerag.prompts.context import DEFAULT_MAX_CHARS, TokenCounter, select_context
 from sagerag.prompts.sanitize import neutralize
 from sagerag.prompts.templates import IDK, resolve_prompt
@@ -174,7 +174,7 @@ def build_rag_chain(
     count_tokens: TokenCounter | None = None,
     best_last: bool = True,
     loop_guard: bool = True,
-    grounding: GroundingMode = "drop",
+    grounding: Grounding = "drop",
     grounding_method: GroundingMethod = DEFAULT_METHOD,
     min_support: float = DEFAULT_MIN_SUPPORT,
     embeddings: Embeddings | None = None,

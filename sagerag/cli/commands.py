@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from sagerag.cli import _output
 from sagerag.cli._progress import progress_bar
 from sagerag.errors import InputError
+from sagerag.kinds import IndexText
 
 if TYPE_CHECKING:
     from sagerag.chains import RagResult
@@ -236,7 +237,7 @@ def cmd_ingest(
         bool, typer.Option(help="Remove stored vectors of documents no longer in these sources.")
     ] = False,
     mode: Annotated[
-        Literal["answer", "question+answer"] | None,
+        IndexText | None,
         typer.Option(
             help="CSV text to index: 'question+answer' or 'answer' (answers only). Default: the "
             "index_text setting (SAGERAG_INDEX_TEXT), question+answer."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
 
@@ -13,6 +13,7 @@ from sagerag.cli import _output
 from sagerag.cli._progress import progress_bar
 from sagerag.cli.commands import DataDir, MinScoreOpt, Namespace, _pipeline
 from sagerag.errors import InputError
+from sagerag.kinds import Grounding, IndexText, Retrieval
 
 if TYPE_CHECKING:
     from sagerag.pipeline import Pipeline
@@ -114,17 +115,16 @@ def cmd_eval(
     from sagerag.questions import read_questions
     from sagerag.resume import ResultLog
 
-    for mode in grounding or []:
-        if mode not in ("drop", "flag", "off"):
-            raise InputError(f"--grounding must be drop, flag or off, not {mode!r}")
+    for option, values, allowed in (
+        ("--grounding", grounding, get_args(Grounding)),
+        ("--retrieval", retrieval, get_args(Retrieval)),
+        ("--index-text", index_text, get_args(IndexText)),
+    ):
+        for value in values or []:
+            if value not in allowed:
+                raise InputError(f"{option} must be one of {', '.join(allowed)}, not {value!r}")
     if chain not in ("lcel", "retrievalqa"):
         raise InputError(f"--chain must be 'lcel' or 'retrievalqa', not {chain!r}")
-    for mode in retrieval or []:
-        if mode not in ("dense", "hybrid"):
-            raise InputError(f"--retrieval must be 'dense' or 'hybrid', not {mode!r}")
-    for text in index_text or []:
-        if text not in ("question+answer", "answer"):
-            raise InputError(f"--index-text must be 'question+answer' or 'answer', not {text!r}")
     if index_text and corpus is None:
         raise InputError("--index-text needs --corpus (the FAQ .csv to index each way)")
     texts: list[str | None] = list(dict.fromkeys(index_text or []))

@@ -25,6 +25,7 @@ from sagerag.batch import run_pool
 from sagerag.chains import build_rag_chain, build_retrieval_qa, normalize_answer
 from sagerag.chains.abstain import default_min_score, gate
 from sagerag.evaluation import metrics
+from sagerag.kinds import Retrieval
 from sagerag.prompts.context import DEFAULT_MAX_CHARS
 from sagerag.questions import Question
 from sagerag.resume import ResultLog
@@ -35,7 +36,6 @@ RETRIEVAL_DEPTH = 5
 
 ChainKind = Literal["lcel", "retrievalqa"]
 Scope = Literal["in", "out"]
-Retrieval = Literal["dense", "hybrid"]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def test_help_has_no_python_types_and_shows_every_default(
 
 
 def test_fixed_choices_are_listed_as_choices(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "--mode <answer|question+answer>" in run_cli(capsys, "ingest", "--help")[1]
+    assert "--mode <question+answer|answer>" in run_cli(capsys, "ingest", "--help")[1]
     assert "--chain <lcel|retrievalqa>" in run_cli(capsys, "eval", "-h")[1]
 
 
