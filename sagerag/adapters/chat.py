@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
-from sagerag.adapters.client import invocation_params, name_endpoint
+from sagerag.adapters.client import invocation_params, invoke
 from sagerag.adapters.llama2 import Llama2TGIChatContentHandler
 
 
@@ -49,10 +49,7 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
     ) -> ChatResult:
         if self.max_tokens is not None:
             kwargs.setdefault("max_new_tokens", self.max_tokens)
-        try:
-            response = self.client.invoke_endpoint(**invocation_params(self, messages, False, kwargs))
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, invocation_params(self, messages, False, kwargs))
         message = self.content_handler.transform_output(response["Body"])
         text = cut_at_stop(str(message.text), stop or self.stop)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
@@ -70,12 +67,7 @@ class SagemakerChatModel(ChatSagemakerEndpoint):
             return
         if self.max_tokens is not None:
             kwargs.setdefault("max_new_tokens", self.max_tokens)
-        try:
-            response = self.client.invoke_endpoint_with_response_stream(
-                **invocation_params(self, messages, True, kwargs)
-            )
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, invocation_params(self, messages, True, kwargs), stream=True)
         stops = StopWordFilter(stop or self.stop)
         for line in iter_payload_lines(response["Body"]):
             text = stops.feed(str(self.content_handler.transform_output(line).text))

@@ -84,6 +84,15 @@ def invocation_params(model: Any, payload: Any, stream: bool, call_kwargs: dict[
     return params
 
 
+def invoke(client: Any, params: dict[str, Any], stream: bool = False) -> Any:
+    """`invoke_endpoint` (or its streaming twin) with `params`; a botocore error names the endpoint."""
+    call = client.invoke_endpoint_with_response_stream if stream else client.invoke_endpoint
+    try:
+        return call(**params)
+    except Exception as exc:
+        raise name_endpoint(exc, params["EndpointName"])  # noqa: B904 (same exception, with the endpoint named)
+
+
 def name_endpoint(exc: BaseException, endpoint_name: str) -> BaseException:
     """Add the endpoint name to the message of a botocore error, keeping its class and fields."""
     if isinstance(exc, ClientError) and exc.args and f"endpoint {endpoint_name!r}" not in str(exc):

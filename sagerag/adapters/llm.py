@@ -15,7 +15,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
-from sagerag.adapters.client import invocation_params, name_endpoint
+from sagerag.adapters.client import invocation_params, invoke
 
 
 class SagemakerLLM(SagemakerEndpoint):
@@ -31,12 +31,7 @@ class SagemakerLLM(SagemakerEndpoint):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        try:
-            response = self.client.invoke_endpoint_with_response_stream(
-                **invocation_params(self, prompt, True, kwargs)
-            )
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, invocation_params(self, prompt, True, kwargs), stream=True)
         stops = StopWordFilter(stop or self.stop)
         for line in iter_payload_lines(response["Body"]):
             text = stops.feed(self.content_handler.transform_output(line))
@@ -60,8 +55,5 @@ class SagemakerLLM(SagemakerEndpoint):
     ) -> str:
         if self.streaming:
             return "".join(chunk.text for chunk in self._stream(prompt, stop, run_manager, **kwargs))
-        try:
-            response = self.client.invoke_endpoint(**invocation_params(self, prompt, False, kwargs))
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, invocation_params(self, prompt, False, kwargs))
         return cut_at_stop(self.content_handler.transform_output(response["Body"]), stop or self.stop)

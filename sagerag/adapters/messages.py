@@ -32,7 +32,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sagerag.adapters._stream import iter_payload_lines
-from sagerag.adapters.client import DEFAULT_TIMEOUT, make_runtime_client, name_endpoint, runtime_config
+from sagerag.adapters.client import DEFAULT_TIMEOUT, invoke, make_runtime_client, runtime_config
 from sagerag.errors import EndpointOutputError
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
@@ -172,10 +172,7 @@ class SagemakerMessagesChatModel(BaseChatModel):
             message = _chunk_to_message(merged.message)
             return ChatResult(generations=[ChatGeneration(message=message)])
         payload = self._payload(messages, stop, False, kwargs)
-        try:
-            response = self.client.invoke_endpoint(**self._invoke_args(payload, False))
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, self._invoke_args(payload, False))
         raw = response["Body"].read()
         try:
             data = json.loads(raw)
@@ -194,10 +191,7 @@ class SagemakerMessagesChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         payload = self._payload(messages, stop, True, kwargs)
-        try:
-            response = self.client.invoke_endpoint_with_response_stream(**self._invoke_args(payload, True))
-        except Exception as exc:
-            raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
+        response = invoke(self.client, self._invoke_args(payload, True), stream=True)
         reader = ChunkReader(self.endpoint_name, self.model)
         for message in reader.read(response["Body"]):
             chunk = ChatGenerationChunk(message=message)

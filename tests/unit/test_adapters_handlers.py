@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,6 +46,31 @@ def test_tgi_output_reads_body_and_stream_lines() -> None:
 def test_stream_lines_end_without_trailing_newline() -> None:
     events = [{"PayloadPart": {"Bytes": b"data:a\n\nda"}}, {"PayloadPart": {"Bytes": b"ta:b"}}]
     assert list(iter_payload_lines(events)) == [b"data:a", b"data:b"]
+
+
+class _EventStream:
+    """botocore's EventStream as far as the reader sees it: iterable, closable."""
+
+    def __init__(self, events: list[dict[str, Any]]):
+        self.events = events
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_stream_is_closed_when_the_reader_stops_early() -> None:
+    stream = _EventStream([{"PayloadPart": {"Bytes": b"data:a\ndata:b\ndata:c\n"}}])
+    lines = iter_payload_lines(stream)
+    assert next(lines) == b"data:a"
+    assert not stream.closed
+    lines.close()  # what a stop word or the loop guard does to the generation
+    assert stream.closed
+    finished = _EventStream([{"PayloadPart": {"Bytes": b"data:a"}}])
+    assert list(iter_payload_lines(finished)) == [b"data:a"] and finished.closed
 
 
 def test_stop_words_are_literal_not_regex() -> None:
