@@ -12,10 +12,9 @@ from sagerag.adapters import (
     EULA_ATTRIBUTE,
     Llama2ChatContentHandler,
     Llama2TGIChatContentHandler,
-    SagemakerChatModel,
     SagemakerEmbeddings,
-    SagemakerMessagesChatModel,
 )
+from tests.standard_models import Llama2Chat, MessagesChat
 from tests.support import shared_runtime
 
 
@@ -29,32 +28,7 @@ class TestSagemakerEmbeddingsStandard(EmbeddingsIntegrationTests):
         return {"endpoint_name": "minilm", "client": shared_runtime().client()}
 
 
-class _ChatBase(ChatModelIntegrationTests):
-    """Chat over the local Llama 2 endpoints. No tool calling, structured output or usage metadata:
-    Llama 2 endpoints on SageMaker offer none of them."""
-
-    @property
-    def chat_model_class(self) -> type[SagemakerChatModel]:
-        return SagemakerChatModel
-
-    @property
-    def standard_chat_model_params(self) -> dict[str, Any]:
-        return {}  # temperature/max_tokens/timeout are model_kwargs and client settings here
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-
-class TestJumpStartChatStandard(_ChatBase):
+class TestJumpStartChatStandard(Llama2Chat, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
@@ -66,7 +40,7 @@ class TestJumpStartChatStandard(_ChatBase):
         }
 
 
-class TestTGIChatStandard(_ChatBase):
+class TestTGIChatStandard(Llama2Chat, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {
@@ -77,13 +51,9 @@ class TestTGIChatStandard(_ChatBase):
         }
 
 
-class TestMessagesChatStandard(ChatModelIntegrationTests):
+class TestMessagesChatStandard(MessagesChat, ChatModelIntegrationTests):
     """The Messages API kind on the local `messages` endpoint: tool calling (forced calls under a JSON
     grammar), tool choice, structured output (tool-based, JSON schema, JSON mode) and usage metadata."""
-
-    @property
-    def chat_model_class(self) -> type[SagemakerMessagesChatModel]:
-        return SagemakerMessagesChatModel
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
@@ -95,26 +65,6 @@ class TestMessagesChatStandard(ChatModelIntegrationTests):
     @property
     def standard_chat_model_params(self) -> dict[str, Any]:
         return {"temperature": 0, "max_tokens": 48, "timeout": 60, "stop": [], "max_retries": 2}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
 
     @pytest.mark.xfail(
         reason="quality: with tool_choice='auto' SmolLM2-135M answers in text instead of calling "

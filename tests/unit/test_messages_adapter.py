@@ -28,6 +28,7 @@ from sagerag.adapters import (
 from sagerag.adapters.messages import SagemakerMessagesChatModel
 from sagerag.config import load_settings
 from sagerag.errors import ConfigurationError, EndpointOutputError
+from tests.standard_models import Llama2Chat, MessagesChat
 from tests.support import empty_config
 
 ENDPOINT = "tgi-messages"
@@ -299,30 +300,14 @@ def test_factory_builds_the_messages_kind_and_rejects_unknown_kinds() -> None:
         make_chat_model("m", kind="vllm", client=client)  # type: ignore[arg-type]
 
 
-class TestMessagesChatModelUnit(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[SagemakerMessagesChatModel]:
-        return SagemakerMessagesChatModel
-
+class TestMessagesChatModelUnit(MessagesChat, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"endpoint_name": ENDPOINT, "client": ScriptedClient()}
 
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
 
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-
-class TestLlama2ChatModelUnit(ChatModelUnitTests):
-    """The JumpStart Llama 2 chat model: no tool calling (its endpoints have none)."""
-
-    @property
-    def chat_model_class(self) -> type[SagemakerChatModel]:
-        return SagemakerChatModel
+class TestLlama2ChatModelUnit(Llama2Chat, ChatModelUnitTests):
+    """The JumpStart Llama 2 chat model."""
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
@@ -331,18 +316,6 @@ class TestLlama2ChatModelUnit(ChatModelUnitTests):
             "client": ScriptedClient(),
             "content_handler": Llama2ChatContentHandler(),
         }
-
-    @property
-    def standard_chat_model_params(self) -> dict[str, Any]:
-        return {}  # temperature/max_tokens are model_kwargs here
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        return False
 
 
 def test_llama2_chat_model_sends_max_tokens_as_max_new_tokens() -> None:
