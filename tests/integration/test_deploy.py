@@ -105,6 +105,7 @@ def sm(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", moto_url)
     return boto3.client("sagemaker", region_name=REGION)
 
 
@@ -302,7 +303,7 @@ def test_deploy_status_teardown_touches_only_sagerag_resources(sm: Any, no_aws_e
     assert gone.exit_code == 0, gone.output
     assert len(json.loads(gone.stdout)["deleted"]) == 6
     assert names(sm) == USER
-    assert cli("status", "--json").stdout.strip() == '{"resources": []}'
+    assert json.loads(cli("status", "--json").stdout) == {"resources": [], "autoscaling": []}
 
 
 def test_deploy_tei_then_teardown(sm: Any, no_aws_env: Path) -> None:
