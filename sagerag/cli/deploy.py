@@ -134,18 +134,17 @@ def _resource_table(resources: list[ManagedResource], title: str) -> None:
 def _scaling_table(states: list[ScalingState]) -> None:
     from rich.table import Table
 
-    table = Table(title="autoscaling")
-    for column in ("endpoint", "min", "max", "desired", "current", "policy (target)"):
-        table.add_column(column, overflow="fold")
+    table = Table(title="autoscaling (target: invocations per instance per minute)")
+    for column in ("endpoint", "min", "max", "desired", "current", "policy", "target"):
+        table.add_column(column, overflow="fold", no_wrap=column == "policy")  # the name is copied whole
     for st in states:
-        policies = ", ".join(
-            p.name if p.target_value is None else f"{p.name} ({p.target_value:g}/instance/minute)"
-            for p in st.policies
-        )
+        policies = [p.name for p in st.policies]
+        goals = [f"{p.target_value:g}" for p in st.policies if p.target_value is not None]
         counts = (st.desired_instances, st.current_instances)
         desired, current = ("-" if n is None else str(n) for n in counts)
+        limits = (str(st.min_instances), str(st.max_instances))
         table.add_row(
-            st.endpoint, str(st.min_instances), str(st.max_instances), desired, current, policies or "-"
+            st.endpoint, *limits, desired, current, ", ".join(policies) or "-", ", ".join(goals) or "-"
         )
     _output.console.print(table)
 

@@ -278,14 +278,17 @@ def rollback(
     return failed
 
 
-def register_scaling(scaling_client: Any, plan: DeployPlan, spec: PlannedEndpoint) -> list[ManagedResource]:
+def register_scaling(
+    scaling_client: Any, plan: DeployPlan, spec: PlannedEndpoint, done: list[ManagedResource]
+) -> None:
     """Register an InService endpoint's variant and put its target-tracking policy (both upserts).
 
-    Returns the target and the policy; the target's status says whether it was `registered` or `updated`.
-    Tags go on a new target only: RegisterScalableTarget on an existing one changes its limits, not tags.
+    Appends the target, then the policy, to `done` as each call succeeds (so a failure between the two
+    leaves the target on record to undo); the target's status says whether it was `registered` or
+    `updated`. Tags go on a new target only: RegisterScalableTarget on an existing one changes its limits.
     """
     if spec.scaling is None:
-        return []
+        return
     rid = spec.resource_id
     found = scaling_client.describe_scalable_targets(
         ServiceNamespace=scaling.NAMESPACE, ResourceIds=[rid], ScalableDimension=scaling.DIMENSION
@@ -300,13 +303,15 @@ def register_scaling(scaling_client: Any, plan: DeployPlan, spec: PlannedEndpoin
         MaxCapacity=spec.scaling.max_instances,
         **tags,
     )
-    target = ManagedResource(
-        SCALABLE_TARGET,
-        rid,
-        plan.deployment,
-        spec.role,
-        "updated" if exists else "registered",
-        str(response.get("ScalableTargetARN", "")),
+    done.append(
+        ManagedResource(
+            SCALABLE_TARGET,
+            rid,
+            plan.deployment,
+            spec.role,
+            "updated" if exists else "registered",
+            str(response.get("ScalableTargetARN", "")),
+        )
     )
     policy = scaling_client.put_scaling_policy(
         PolicyName=scaling.POLICY_NAME,
@@ -316,8 +321,7 @@ def register_scaling(scaling_client: Any, plan: DeployPlan, spec: PlannedEndpoin
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration=spec.scaling.policy_configuration(),
     )
-    return [
-        target,
+    done.append(
         ManagedResource(
             SCALING_POLICY,
             scaling.POLICY_NAME,
@@ -325,8 +329,8 @@ def register_scaling(scaling_client: Any, plan: DeployPlan, spec: PlannedEndpoin
             spec.role,
             arn=str(policy.get("PolicyARN", "")),
             parent=rid,
-        ),
-    ]
+        )
+    )
 
 
 def _register_all(scaling_client: Any, plan: DeployPlan, result: DeployResult) -> None:
@@ -337,7 +341,7 @@ def _register_all(scaling_client: Any, plan: DeployPlan, result: DeployResult) -
     """
     try:
         for spec in plan.endpoints:
-            result.scaling.extend(register_scaling(scaling_client, plan, spec))
+            register_scaling(scaling_client, plan, spec, result.scaling)
     except BaseException as exc:
         new = [r for r in result.scaling if r.kind == SCALABLE_TARGET and r.status == "registered"]
         undone = {r.name for r in new} - {r.name for r, _ in rollback(None, new, scaling_client)}

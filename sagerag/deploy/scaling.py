@@ -25,7 +25,7 @@ DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 METRIC = "SageMakerVariantInvocationsPerInstance"
 VARIANT = "AllTraffic"
 """The one production variant sagerag's endpoint configs have."""
-POLICY_NAME = "sagerag-invocations-per-instance"
+POLICY_NAME = "sagerag-invocations"
 """One per scalable target; the resource id already names the endpoint."""
 
 SAFETY_FACTOR = 0.5
