@@ -37,17 +37,20 @@ JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 MinInstances = Annotated[
     int | None,
     typer.Option(
-        help="Autoscaling floor of this endpoint (default: --min-instances, else its instance count, else 1)."
+        show_default=False,
+        help="Autoscaling floor of this endpoint (default: --min-instances, else its instance count, else 1).",
     ),
 ]
 MaxInstances = Annotated[
     int | None,
     typer.Option(
-        help="Autoscaling ceiling of this endpoint (default: --max-instances, else the floor: no autoscaling)."
+        show_default=False,
+        help="Autoscaling ceiling of this endpoint (default: --max-instances, else the floor: no autoscaling).",
     ),
 ]
 InstanceCount = Annotated[
-    int | None, typer.Option(min=1, help="Instances at creation (default: the autoscaling floor).")
+    int | None,
+    typer.Option(min=1, show_default=False, help="Instances at creation (default: the autoscaling floor)."),
 ]
 
 
@@ -188,14 +191,17 @@ def deploy(
     min_instances: Annotated[
         int | None,
         typer.Option(
-            help="Autoscaling floor of both endpoints (default 1; 0 is not possible, see the docs)."
+            show_default=False,
+            help="Autoscaling floor of both endpoints (default: the instance count, else 1; SageMaker cannot "
+            "scale these endpoints to 0).",
         ),
     ] = None,
     max_instances: Annotated[
         int | None,
         typer.Option(
+            show_default=False,
             help="Autoscaling ceiling of both endpoints; above the floor registers Application Auto Scaling "
-            "(default: the floor, a fixed count)."
+            "(default: the floor, a fixed count).",
         ),
     ] = None,
     llm_min_instances: MinInstances = None,

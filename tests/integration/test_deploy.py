@@ -617,6 +617,13 @@ def test_deploy_with_autoscaling_status_teardown_leaves_nothing(sm: Any, aas: An
         " 30     ",
     ]
 
+    rerun = cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK, *SCALE)  # reuses, updates
+    assert rerun.exit_code == 0, rerun.output
+    assert (
+        "llm: endpoint sagerag-llm InService (reused); autoscaling 1..3 instances (updated)" in rerun.stdout
+    )
+    assert targets(aas) == {LLM_RID: (1, 3), EMB_RID: (1, 2), USER_RID: (1, 5)}
+
     gone = cli("teardown", "--yes", "--json")
     assert gone.exit_code == 0, gone.output
     deleted = json.loads(gone.stdout)["deleted"]
@@ -778,3 +785,20 @@ def test_failed_registration_keeps_endpoints_and_a_rerun_registers(sm: Any, aas:
     )
     assert {r.status for r in again.scaling if r.kind == "scalable-target"} == {"updated"}
     assert targets(aas) == {LLM_RID: (1, 5), EMB_RID: (1, 2)}
+
+
+def test_status_without_autoscaling_permission_shows_the_rest(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+        raise ClientError(error, "DescribeScalableTargets")
+
+    monkeypatch.setattr(aws, "find_scaling", denied)
+    result = cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["resources"]) == 6 and out["autoscaling"] is None
+    assert "warning: autoscaling not shown" in result.stderr and "AccessDeniedException" in result.stderr
