@@ -309,7 +309,9 @@ def deploy(
     if json_output:
         _output.print_json({**result.to_dict(), "config_file": str(written) if written else None})
         return
-    targets = {r.name: r for r in result.scaling if r.kind == "scalable-target"}
+    from sagerag.deploy import aws  # loaded by the deploy above
+
+    targets = {r.name: r for r in result.scaling if r.kind == aws.SCALABLE_TARGET}
     for spec in plan.endpoints:
         how = "reused" if spec.endpoint_name in result.reused else "created"
         line = f"{spec.role}: endpoint {spec.endpoint_name} InService ({how})"
@@ -379,6 +381,23 @@ def _confirm(question: str) -> bool:
         ) from None
 
 
+def _scaling_before_teardown(aws: Any, scaling_client: Any, endpoints: list[ManagedResource]) -> Any:
+    """The endpoints' autoscaling; if it cannot be read, stop before deleting anything."""
+    from botocore.exceptions import ClientError
+
+    from sagerag.aws_errors import error_code, error_message
+    from sagerag.errors import DeployError
+
+    try:
+        return aws.find_scaling(scaling_client, endpoints)
+    except ClientError as exc:
+        raise DeployError(
+            f"cannot read the endpoints' autoscaling ({error_code(exc)}: {error_message(exc)}); teardown removes "
+            "it before the endpoints, so it needs application-autoscaling:DescribeScalableTargets and "
+            "DescribeScalingPolicies (see the README's IAM note). Nothing was deleted."
+        ) from None
+
+
 def teardown(
     region: Region = None,
     deployment: Deployment = _plan.DEFAULT_DEPLOYMENT,
@@ -396,7 +415,7 @@ def teardown(
         client = aws.make_client(where)
         scaling_client = aws.make_client(where, service=aws.AUTOSCALING)
         endpoints = aws.find_managed(client, None if all_deployments else deployment)
-        states = aws.find_scaling(scaling_client, endpoints)
+        states = _scaling_before_teardown(aws, scaling_client, endpoints)
         resources = [r for st in states for r in st.resources()] + endpoints
         if not resources:
             if json_output:

@@ -802,3 +802,19 @@ def test_status_without_autoscaling_permission_shows_the_rest(
     out = json.loads(result.stdout)
     assert len(out["resources"]) == 6 and out["autoscaling"] is None
     assert "warning: autoscaling not shown" in result.stderr and "AccessDeniedException" in result.stderr
+
+
+def test_teardown_that_cannot_read_autoscaling_deletes_nothing(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+        raise ClientError(error, "DescribeScalableTargets")
+
+    monkeypatch.setattr(aws, "find_scaling", denied)
+    result = cli("teardown", "--yes")
+    assert result.exit_code == 1
+    assert "cannot read the endpoints' autoscaling (AccessDeniedException: not authorized)" in result.output
+    assert "Nothing was deleted" in result.output and len(aws.find_managed(sm)) == 6
