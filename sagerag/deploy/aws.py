@@ -343,16 +343,17 @@ def _register_all(scaling_client: Any, plan: DeployPlan, result: DeployResult) -
         for spec in plan.endpoints:
             register_scaling(scaling_client, plan, spec, result.scaling)
     except BaseException as exc:
-        new = [r for r in result.scaling if r.kind == SCALABLE_TARGET and r.status == "registered"]
-        undone = {r.name for r in new} - {r.name for r, _ in rollback(None, new, scaling_client)}
-        result.scaling = [r for r in result.scaling if (r.parent or r.name) not in undone]
+        fresh = {r.name for r in result.scaling if r.kind == SCALABLE_TARGET and r.status == "registered"}
+        new = [r for r in result.scaling if (r.parent or r.name) in fresh]  # their policies too
+        kept = {r.parent or r.name for r, _ in rollback(None, new, scaling_client)}
+        result.scaling = [r for r in result.scaling if (r.parent or r.name) not in fresh - kept]
         cause = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
         if isinstance(exc, ClientError):
             cause = f"{error_code(exc)}: {error_message(exc) or exc}"
         names = ", ".join(spec.endpoint_name for spec in plan.endpoints)
         raise DeployError(
             f"autoscaling was not registered: {cause}. The endpoints ({names}) are InService at their "
-            "minimum instance count and bill while they exist; fix the cause (the deploying identity needs "
+            "starting instance count and bill while they exist; fix the cause (the deploying identity needs "
             "application-autoscaling and iam:CreateServiceLinkedRole permissions, see the README) and run "
             f"the same deploy again (it reuses them), or remove them with "
             f"`sagerag teardown --deployment {plan.deployment}`.",

@@ -777,6 +777,22 @@ def test_failed_registration_keeps_endpoints_and_a_rerun_registers(sm: Any, aas:
     assert targets(aas) == {}  # the target this run registered was undone
     assert names(sm)["endpoint"] == {"sagerag-llm", "sagerag-minilm"}  # InService, kept
 
+    # the second endpoint's policy fails: the first endpoint's new target and policy are undone as well
+    calls: list[str] = []
+
+    class SecondPolicyFails(Recorder):
+        def put_scaling_policy(self, **kwargs: Any) -> Any:
+            if self.log:
+                raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "too many"}}, "Put")
+            self.log.append(f"put_scaling_policy {kwargs['ResourceId']}")
+            return self.real.put_scaling_policy(**kwargs)
+
+    refuse_second = SecondPolicyFails(aas, calls)
+    with pytest.raises(aws.DeployError, match="LimitExceededException"):
+        aws.apply_plan(sm, scaled_plan(), poll_interval=0, scaling_client=refuse_second)
+    assert calls == [f"put_scaling_policy {LLM_RID}"]
+    assert targets(aas) == {} and policies(aas) == {}
+
     result = aws.apply_plan(sm, scaled_plan(), poll_interval=0, scaling_client=aas)
     assert result.created == [] and sorted(result.reused) == ["sagerag-llm", "sagerag-minilm"]
     assert {r.status for r in result.scaling if r.kind == "scalable-target"} == {"registered"}
