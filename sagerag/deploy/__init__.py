@@ -2,8 +2,9 @@
 
 The Pinecone RAG-on-SageMaker tutorial deployed them by hand and never deleted them, so GPU endpoints kept billing. Here
 `plan.build_plan` turns options into a `DeployPlan` (no AWS calls, no credentials), `images` resolves the
-container images with the SageMaker SDK, and `aws` applies a plan, tags everything it creates, rolls back
-on failure and tears down by tag.
+container images with the SageMaker SDK, `scaling` describes the optional Application Auto Scaling target
+and policy, and `aws` applies a plan, tags everything it creates, rolls back on failure and tears down by
+tag (autoscaling first).
 """
 
 from typing import Any
@@ -16,10 +17,20 @@ from sagerag.deploy.plan import (
     PlannedEndpoint,
     build_plan,
 )
+from sagerag.deploy.scaling import ScalingSpec
 from sagerag.errors import DeployError
 
 _AWS_NAMES = frozenset(
-    {"DeployResult", "ManagedResource", "apply_plan", "find_managed", "make_client", "teardown"}
+    {
+        "DeployResult",
+        "ManagedResource",
+        "ScalingState",
+        "apply_plan",
+        "find_managed",
+        "find_scaling",
+        "make_client",
+        "teardown",
+    }
 )
 
 
@@ -41,9 +52,12 @@ __all__ = [
     "ManagedResource",
     "ModelSpec",
     "PlannedEndpoint",
+    "ScalingSpec",
+    "ScalingState",
     "apply_plan",
     "build_plan",
     "find_managed",
+    "find_scaling",
     "make_client",
     "teardown",
 ]

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sagerag.deploy import images, pricing
+from sagerag.deploy import images, pricing, scaling
+from sagerag.deploy.scaling import ScalingSpec
 from sagerag.errors import InputError
 
 if TYPE_CHECKING:  # pydantic loads only when a token is read: the CLI imports this module to show defaults
@@ -29,8 +30,6 @@ DEFAULT_EMBEDDINGS_ENDPOINT = "sagerag-minilm"
 DEFAULT_LLM_INSTANCE_TYPE = "ml.g5.4xlarge"
 DEFAULT_EMBEDDINGS_INSTANCE_TYPE = "ml.m5.xlarge"
 """MiniLM (22M parameters) is fast enough on CPU; a GPU instance would cost ~6x more per hour."""
-DEFAULT_LLM_INSTANCE_COUNT = 1
-DEFAULT_EMBEDDINGS_INSTANCE_COUNT = 1
 EMBEDDINGS_CONTAINERS = {"huggingface": "feature-extraction", "tei": "tei"}
 """`--embeddings-container` choices and the `embeddings_kind` each gives the config file: the Hugging Face
 inference toolkit (per-token output) or Text Embeddings Inference (pooled, ~100x smaller responses)."""
@@ -74,11 +73,22 @@ class DeployOptions:
     jumpstart_model_id: str | None = None
     llm_endpoint: str = DEFAULT_LLM_ENDPOINT
     llm_instance_type: str = DEFAULT_LLM_INSTANCE_TYPE
-    llm_instance_count: int = DEFAULT_LLM_INSTANCE_COUNT
+    llm_instance_count: int | None = None
+    """Instances at creation; None starts at the minimum."""
+    llm_min_instances: int | None = None
+    """Autoscaling floor; None takes the instance count, else 1."""
+    llm_max_instances: int | None = None
+    """Autoscaling ceiling; None or equal to the floor means a fixed count, nothing registered."""
+    llm_target_invocations: float = scaling.DEFAULT_LLM_TARGET_INVOCATIONS
     embeddings_model_id: str = DEFAULT_EMBEDDINGS_MODEL_ID
     embeddings_endpoint: str = DEFAULT_EMBEDDINGS_ENDPOINT
     embeddings_instance_type: str = DEFAULT_EMBEDDINGS_INSTANCE_TYPE
-    embeddings_instance_count: int = DEFAULT_EMBEDDINGS_INSTANCE_COUNT
+    embeddings_instance_count: int | None = None
+    embeddings_min_instances: int | None = None
+    embeddings_max_instances: int | None = None
+    embeddings_target_invocations: float = scaling.DEFAULT_EMBEDDINGS_TARGET_INVOCATIONS
+    scale_in_cooldown_s: int = scaling.DEFAULT_SCALE_IN_COOLDOWN_S
+    scale_out_cooldown_s: int = scaling.DEFAULT_SCALE_OUT_COOLDOWN_S
     embeddings_container: str = DEFAULT_EMBEDDINGS_CONTAINER
     """`huggingface` (inference toolkit, feature-extraction) or `tei` (Text Embeddings Inference)."""
     tei_version: str | None = None
@@ -125,11 +135,28 @@ class PlannedEndpoint:
     instance_type: str
     instance_count: int = 1
     startup_timeout_s: int | None = None
+    scaling: ScalingSpec | None = None
+    """Application Auto Scaling limits and policy; None for a fixed instance count."""
 
     @property
     def hourly_usd(self) -> float | None:
         """Estimated on-demand price per hour (None where the instance type is not in our table)."""
         return pricing.hourly_usd(self.instance_type, self.instance_count)
+
+    @property
+    def hourly_usd_range(self) -> tuple[float | None, float | None]:
+        """Estimated price per hour at the fewest and the most instances autoscaling may run."""
+        if self.scaling is None:
+            return self.hourly_usd, self.hourly_usd
+        return (
+            pricing.hourly_usd(self.instance_type, self.scaling.min_instances),
+            pricing.hourly_usd(self.instance_type, self.scaling.max_instances),
+        )
+
+    @property
+    def resource_id(self) -> str:
+        """The endpoint's production variant as Application Auto Scaling names it."""
+        return scaling.resource_id(self.endpoint_name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description with secrets masked."""
@@ -146,6 +173,10 @@ class PlannedEndpoint:
             "instance_type": self.instance_type,
             "instance_count": self.instance_count,
             "estimated_hourly_usd": self.hourly_usd,
+            "estimated_hourly_usd_range": list(self.hourly_usd_range),
+            "autoscaling": (
+                {"resource_id": self.resource_id, **self.scaling.to_dict()} if self.scaling else None
+            ),
         }
 
 
@@ -180,6 +211,12 @@ class DeployPlan:
         prices = [e.hourly_usd for e in self.endpoints]
         return None if any(p is None for p in prices) else round(sum(p or 0.0 for p in prices), 3)
 
+    @property
+    def hourly_usd_max(self) -> float | None:
+        """Estimated total per hour with every endpoint at its autoscaling ceiling."""
+        prices = [e.hourly_usd_range[1] for e in self.endpoints]
+        return None if any(p is None for p in prices) else round(sum(p or 0.0 for p in prices), 3)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready plan with secrets masked (what `deploy --dry-run --json` prints)."""
         return {
@@ -190,6 +227,7 @@ class DeployPlan:
             "embeddings_kind": self.embeddings_kind,
             "endpoints": [e.to_dict() for e in self.endpoints],
             "estimated_hourly_usd_total": self.hourly_usd,
+            "estimated_hourly_usd_total_max": self.hourly_usd_max,
             "price_note": pricing.estimate_note(self.region),
             "tags": {t["Key"]: t["Value"] for t in self.tags("<role>") if t["Key"] != TAG_ROLE},
             "warnings": list(self.warnings),
@@ -214,12 +252,18 @@ def _validate(options: DeployOptions) -> None:
         raise InputError("the LLM and embeddings endpoints need different names")
     if not re.match(r"^[\w.:=+@-]{1,128}$", options.deployment):
         raise InputError(f"deployment name {options.deployment!r} is not a valid tag value")
-    for what, count in (
-        ("LLM", options.llm_instance_count),
+    for flag, count in (
+        ("llm", options.llm_instance_count),
         ("embeddings", options.embeddings_instance_count),
     ):
-        if count < 1:
-            raise InputError(f"{what} instance count must be at least 1")
+        if count is not None and count < 1:
+            raise InputError(f"--{flag}-instance-count {count}: an endpoint needs at least 1 instance")
+    for flag, seconds in (
+        ("scale-in-cooldown", options.scale_in_cooldown_s),
+        ("scale-out-cooldown", options.scale_out_cooldown_s),
+    ):
+        if seconds < 0:
+            raise InputError(f"--{flag} {seconds}: a cooldown is 0 or more seconds")
     for instance_type in (options.llm_instance_type, options.embeddings_instance_type):
         if not instance_type.startswith("ml."):
             raise InputError(f"instance type {instance_type!r} should look like ml.g5.4xlarge")
@@ -279,9 +323,62 @@ def _embeddings_container(options: DeployOptions) -> tuple[str, dict[str, str]]:
     return image, {"HF_MODEL_ID": options.embeddings_model_id, "HF_TASK": "feature-extraction"}
 
 
+def _limits(
+    flag: str, count: int | None, low: int | None, high: int | None, target: float, options: DeployOptions
+) -> tuple[int, ScalingSpec | None]:
+    """The starting instance count and the autoscaling spec (None when fixed) of one endpoint.
+
+    `flag` is the CLI's option prefix (`llm`, `embeddings`), so each message names the option to change.
+    """
+    floor = low if low is not None else (count if count is not None else scaling.DEFAULT_MIN_INSTANCES)
+    ceiling = high if high is not None else max(floor, count or floor)
+    if floor < 1:
+        raise InputError(
+            f"--{flag}-min-instances {floor}: an endpoint of plain production variants (what sagerag deploys) "
+            "cannot scale to zero, SageMaker allows that only for endpoints hosting inference components; "
+            "use 1 or more"
+        )
+    if ceiling < floor:
+        raise InputError(
+            f"--{flag}-max-instances {ceiling} is below the minimum {floor} (--{flag}-min-instances, else "
+            f"--{flag}-instance-count; --min-instances/--max-instances set both endpoints): "
+            "raise the maximum or lower the minimum"
+        )
+    start = count if count is not None else floor
+    if not floor <= start <= ceiling:
+        raise InputError(
+            f"--{flag}-instance-count {start} is outside the autoscaling range {floor}..{ceiling} "
+            f"(--{flag}-min-instances..--{flag}-max-instances); start within it or omit it"
+        )
+    if ceiling == floor:
+        return start, None
+    if not target > 0:
+        raise InputError(
+            f"--{flag}-target-invocations {target}: the target is invocations per instance per minute, above 0"
+        )
+    spec = ScalingSpec(floor, ceiling, target, options.scale_in_cooldown_s, options.scale_out_cooldown_s)
+    return start, spec
+
+
 def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> DeployPlan:
     """Turn options into a plan; Hugging Face images resolve offline, JumpStart only if asked."""
     _validate(options)
+    llm_count, llm_scaling = _limits(
+        "llm",
+        options.llm_instance_count,
+        options.llm_min_instances,
+        options.llm_max_instances,
+        options.llm_target_invocations,
+        options,
+    )
+    emb_count, emb_scaling = _limits(
+        "embeddings",
+        options.embeddings_instance_count,
+        options.embeddings_min_instances,
+        options.embeddings_max_instances,
+        options.embeddings_target_invocations,
+        options,
+    )
     suffix = options.name_suffix or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     llm_name = _resource_name(options.llm_endpoint, suffix)
     llm_model, llm_kind = _llm_model(options, llm_name, resolve_jumpstart)
@@ -312,8 +409,9 @@ def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> De
                 llm_name,
                 llm_model,
                 options.llm_instance_type,
-                options.llm_instance_count,
+                llm_count,
                 LLM_STARTUP_TIMEOUT_S,
+                llm_scaling,
             ),
             PlannedEndpoint(
                 "embeddings",
@@ -321,7 +419,8 @@ def build_plan(options: DeployOptions, *, resolve_jumpstart: bool = False) -> De
                 emb_name,
                 ModelSpec(emb_name, options.embeddings_model_id, emb_image, emb_env),
                 options.embeddings_instance_type,
-                options.embeddings_instance_count,
+                emb_count,
+                scaling=emb_scaling,
             ),
         ),
         warnings=tuple(warnings),

@@ -105,6 +105,7 @@ def sm(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_APPLICATION_AUTO_SCALING", moto_url)
     return boto3.client("sagemaker", region_name=REGION)
 
 
@@ -302,7 +303,7 @@ def test_deploy_status_teardown_touches_only_sagerag_resources(sm: Any, no_aws_e
     assert gone.exit_code == 0, gone.output
     assert len(json.loads(gone.stdout)["deleted"]) == 6
     assert names(sm) == USER
-    assert cli("status", "--json").stdout.strip() == '{"resources": []}'
+    assert json.loads(cli("status", "--json").stdout) == {"resources": [], "autoscaling": []}
 
 
 def test_deploy_tei_then_teardown(sm: Any, no_aws_env: Path) -> None:
@@ -454,3 +455,382 @@ def test_main_entry_point_exit_codes(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr()
     assert ok.value.code == 0 and json.loads(out.out)["region"] == "us-west-2"
     assert TOKEN not in out.out + out.err
+
+
+# --- autoscaling: Application Auto Scaling on moto --------------------------------------------------
+
+SCALE = ["--max-instances", "3", "--embeddings-max-instances", "2"]
+LLM_RID = "endpoint/sagerag-llm/variant/AllTraffic"
+EMB_RID = "endpoint/sagerag-minilm/variant/AllTraffic"
+USER_RID = "endpoint/user-endpoint/variant/v"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+@pytest.fixture
+def aas(sm: Any) -> Any:
+    """Application Auto Scaling on the same moto server (the `sm` fixture sets its endpoint variable)."""
+    return boto3.client("application-autoscaling", region_name=REGION)
+
+
+def targets(aas: Any) -> dict[str, tuple[int, int]]:
+    found = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    return {t["ResourceId"]: (t["MinCapacity"], t["MaxCapacity"]) for t in found}
+
+
+def policies(aas: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    found = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    return {(p["ResourceId"], p["PolicyName"]): p for p in found}
+
+
+def user_scaling(aas: Any) -> None:
+    """Someone else's autoscaling on their own endpoint: teardown must leave it alone."""
+    aas.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=USER_RID,
+        ScalableDimension=DIMENSION,
+        MinCapacity=1,
+        MaxCapacity=5,
+    )
+    aas.put_scaling_policy(
+        PolicyName="theirs",
+        ServiceNamespace="sagemaker",
+        ResourceId=USER_RID,
+        ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 100.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+        },
+    )
+
+
+def test_dry_run_shows_scaling_target_policy_and_cost_range() -> None:
+    result = cli("deploy", "--dry-run", "--json", *SCALE)
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    llm, emb = plan["endpoints"]
+    assert llm["autoscaling"] == {
+        "resource_id": LLM_RID,
+        "min_instances": 1,
+        "max_instances": 3,
+        "policy_name": "sagerag-invocations",
+        "metric": "SageMakerVariantInvocationsPerInstance",
+        "target_invocations_per_instance_per_minute": 30.0,
+        "scale_in_cooldown_s": 600,
+        "scale_out_cooldown_s": 300,
+    }
+    assert emb["autoscaling"]["max_instances"] == 2 and emb["autoscaling"]["resource_id"] == EMB_RID
+    assert emb["autoscaling"]["target_invocations_per_instance_per_minute"] == 60.0
+    assert llm["instance_count"] == 1 and llm["estimated_hourly_usd_range"] == pytest.approx([2.03, 6.09])
+    assert emb["estimated_hourly_usd_range"] == pytest.approx([0.23, 0.46])
+    assert plan["estimated_hourly_usd_total"] == pytest.approx(2.26)
+    assert plan["estimated_hourly_usd_total_max"] == pytest.approx(6.55)
+
+    text = cli("deploy", "--dry-run", *SCALE, "--llm-target-invocations", "12", "--scale-in-cooldown", "900")
+    assert text.exit_code == 0, text.output
+    out = text.stdout.replace("\n", " ")
+    assert f"scalable target {LLM_RID}" in out and f"scalable target {EMB_RID}" in out
+    assert "1..3 instances (~$2.030..6.090/hour), target 12 SageMakerVariantInvocationsPerInstance" in out
+    assert "scale-in 900 s" in out and "sagerag-invocations" in out
+    assert "$2.26/hour at the start, up to $6.55/hour" in out
+
+
+def test_dry_run_without_max_registers_nothing() -> None:
+    plan = json.loads(cli("deploy", "--dry-run", "--json", "--min-instances", "2").stdout)
+    assert [e["autoscaling"] for e in plan["endpoints"]] == [None, None]
+    assert [e["instance_count"] for e in plan["endpoints"]] == [2, 2]
+    assert plan["estimated_hourly_usd_total_max"] == plan["estimated_hourly_usd_total"]
+    assert "autoscaling   none: fixed at 1" in cli("deploy", "--dry-run").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-instances", "3", "--max-instances", "2"], "--llm-max-instances 2 is below the minimum 3"),
+        (
+            ["--embeddings-min-instances", "4", "--embeddings-max-instances", "2"],
+            "--embeddings-max-instances 2",
+        ),
+        (["--min-instances", "0", "--max-instances", "2"], "--llm-min-instances 0: an endpoint of plain"),
+        (["--llm-min-instances", "-1"], "--llm-min-instances -1"),
+        (
+            ["--llm-instance-count", "5", "--llm-min-instances", "1", "--llm-max-instances", "2"],
+            "--llm-instance-count 5 is outside the autoscaling range 1..2",
+        ),
+        (
+            ["--max-instances", "2", "--embeddings-target-invocations", "0"],
+            "--embeddings-target-invocations 0",
+        ),
+        (["--scale-in-cooldown", "-5"], "--scale-in-cooldown -5"),
+    ],
+)
+def test_bad_scaling_ranges_exit_2_naming_the_option(args: list[str], message: str) -> None:
+    result = cli("deploy", "--dry-run", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_deploy_with_autoscaling_status_teardown_leaves_nothing(sm: Any, aas: Any) -> None:
+    user_resources(sm)
+    user_scaling(aas)
+    result = cli("deploy", "--role", ROLE, "--poll-interval", "0", "--json", *MOTO_OK, *SCALE)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["created"]) == 6
+    assert {(r["kind"], r["name"], r["status"]) for r in out["autoscaling"]} == {
+        ("scalable-target", LLM_RID, "registered"),
+        ("scalable-target", EMB_RID, "registered"),
+        ("scaling-policy", "sagerag-invocations", None),
+    }
+    assert targets(aas) == {LLM_RID: (1, 3), EMB_RID: (1, 2), USER_RID: (1, 5)}
+    policy = policies(aas)[(LLM_RID, "sagerag-invocations")]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["TargetTrackingScalingPolicyConfiguration"] == {
+        "TargetValue": 30.0,
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        "ScaleInCooldown": 600,
+        "ScaleOutCooldown": 300,
+    }
+    emb_policy = policies(aas)[(EMB_RID, "sagerag-invocations")]
+    assert emb_policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 60.0
+
+    status = cli("status", "--json")
+    assert status.exit_code == 0, status.output
+    scaling = {s["endpoint"]: s for s in json.loads(status.stdout)["autoscaling"]}
+    assert set(scaling) == {"sagerag-llm", "sagerag-minilm"}  # not the user's endpoint
+    llm = scaling["sagerag-llm"]
+    assert (llm["min_instances"], llm["max_instances"], llm["desired_instances"]) == (1, 3, 1)
+    assert llm["role"] == "llm" and llm["deployment"] == "default" and llm["resource_id"] == LLM_RID
+    assert [(p["name"], p["target_value"]) for p in llm["policies"]] == [("sagerag-invocations", 30.0)]
+    table = cli("status").stdout
+    row = next(
+        line for line in table.splitlines() if "sagerag-llm " in line and "sagerag-invocations" in line
+    )
+    assert row.split("│")[2:8] == [
+        " 1   ",
+        " 3   ",
+        " 1       ",
+        " 1       ",
+        " sagerag-invocations ",
+        " 30     ",
+    ]
+
+    rerun = cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK, *SCALE)  # reuses, updates
+    assert rerun.exit_code == 0, rerun.output
+    assert (
+        "llm: endpoint sagerag-llm InService (reused); autoscaling 1..3 instances (updated)" in rerun.stdout
+    )
+    assert targets(aas) == {LLM_RID: (1, 3), EMB_RID: (1, 2), USER_RID: (1, 5)}
+
+    gone = cli("teardown", "--yes", "--json")
+    assert gone.exit_code == 0, gone.output
+    deleted = json.loads(gone.stdout)["deleted"]
+    assert len(deleted) == 10 and {d["kind"] for d in deleted} >= {"scaling-policy", "scalable-target"}
+    assert targets(aas) == {USER_RID: (1, 5)}
+    assert list(policies(aas)) == [(USER_RID, "theirs")]
+    assert names(sm) == USER
+    again = cli("teardown", "--yes", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout) == {"deleted": [], "failed": []}
+
+
+class Recorder:
+    """A real (moto) client whose chosen calls are logged, in one log shared between clients."""
+
+    def __init__(self, real: Any, log: list[str], *calls: str, fail: str | None = None) -> None:
+        self.real, self.log, self.calls, self.fail = real, log, calls, fail
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.real, name)
+        if name not in self.calls and name != self.fail:
+            return method
+
+        def call(**kwargs: Any) -> Any:
+            if name == self.fail:
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, name)
+            self.log.append(f"{name} {kwargs.get('EndpointName') or kwargs.get('ResourceId')}")
+            return method(**kwargs)
+
+        return call
+
+
+def test_teardown_removes_scaling_first_and_finds_what_others_registered(sm: Any, aas: Any) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+    assert targets(aas) == {}  # no --max-instances: nothing registered
+    # registered by hand (the console, another tool), with a policy name sagerag never uses
+    aas.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=LLM_RID,
+        ScalableDimension=DIMENSION,
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+    aas.put_scaling_policy(
+        PolicyName="console-policy",
+        ServiceNamespace="sagemaker",
+        ResourceId=LLM_RID,
+        ScalableDimension=DIMENSION,
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 70.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+            },
+        },
+    )
+    log: list[str] = []
+    client = Recorder(sm, log, "delete_endpoint")
+    scaling_client = Recorder(aas, log, "delete_scaling_policy", "deregister_scalable_target")
+    endpoints = aws.find_managed(sm)
+    states = aws.find_scaling(aas, endpoints, sm)
+    assert [(s.endpoint, s.min_instances, s.max_instances, [p.name for p in s.policies]) for s in states] == [
+        ("sagerag-llm", 1, 2, ["console-policy"])
+    ]
+    resources = [r for s in states for r in s.resources()] + endpoints
+    assert aws.teardown(client, resources, scaling_client) == []
+    assert log[:2] == [f"delete_scaling_policy {LLM_RID}", f"deregister_scalable_target {LLM_RID}"]
+    assert sorted(log[2:]) == ["delete_endpoint sagerag-llm", "delete_endpoint sagerag-minilm"]
+    assert targets(aas) == {} and policies(aas) == {} and aws.find_managed(sm) == []
+    # a second pass over the same (now missing) resources is not an error
+    assert aws.teardown(sm, resources, aas) == []
+
+
+def test_endpoint_is_kept_when_its_scaling_cannot_be_removed(sm: Any, aas: Any) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK, *SCALE).exit_code == 0
+    endpoints = aws.find_managed(sm)
+    resources = [r for s in aws.find_scaling(aas, endpoints) for r in s.resources()] + endpoints
+    failed = aws.teardown(sm, resources, Recorder(aas, [], fail="deregister_scalable_target"))
+    assert {(r.kind, r.name) for r, _ in failed} == {
+        ("scalable-target", LLM_RID),
+        ("scalable-target", EMB_RID),
+        ("endpoint", "sagerag-llm"),
+        ("endpoint", "sagerag-minilm"),
+    }
+    assert all("kept" in why for r, why in failed if r.kind == "endpoint")
+    assert names(sm)["endpoint"] == {"sagerag-llm", "sagerag-minilm"}  # still findable by tag
+    gone = cli("teardown", "--yes", "--json")
+    assert gone.exit_code == 0, gone.output
+    assert targets(aas) == {} and policies(aas) == {} and names(sm)["endpoint"] == set()
+
+
+def scaled_plan(**overrides: Any) -> Any:
+    options = DeployOptions(
+        role_arn=ROLE,
+        llm_instance_type="ml.g4dn.xlarge",
+        embeddings_instance_type="ml.m5.xlarge",
+        name_suffix="t",
+        **{"llm_max_instances": 3, "embeddings_max_instances": 2, **overrides},
+    )
+    return build_plan(options)
+
+
+class SlowStart(FlakyClient):
+    """Endpoints report Creating for their first polls, as on SageMaker, and the log says when."""
+
+    def __init__(self, real: Any, log: list[str], polls: int = 2) -> None:
+        super().__init__(real)
+        self.log, self.polls = log, polls
+        self.seen: dict[str, int] = {}
+
+    def describe_endpoint(self, EndpointName: str) -> Any:
+        self.seen[EndpointName] = self.seen.get(EndpointName, 0) + 1
+        described = self.real.describe_endpoint(EndpointName=EndpointName)
+        if self.seen[EndpointName] <= self.polls:
+            described["EndpointStatus"] = "Creating"
+        self.log.append(f"{described['EndpointStatus']} {EndpointName}")
+        return described
+
+
+def test_scaling_is_registered_only_after_every_endpoint_is_in_service(sm: Any, aas: Any) -> None:
+    log: list[str] = []
+    result = aws.apply_plan(
+        SlowStart(sm, log),
+        scaled_plan(),
+        poll_interval=0,
+        scaling_client=Recorder(aas, log, "register_scalable_target", "put_scaling_policy"),
+    )
+    first = next(i for i, line in enumerate(log) if line.startswith("register_scalable_target"))
+    before, after = log[:first], log[first:]
+    assert "Creating sagerag-llm" in before and "Creating sagerag-minilm" in before
+    assert "InService sagerag-llm" in before and "InService sagerag-minilm" in before
+    assert not any(line.startswith(("Creating", "InService")) for line in after)
+    assert sorted(r.name for r in result.scaling if r.kind == "scalable-target") == [LLM_RID, EMB_RID]
+
+
+def test_a_timeout_registers_no_scaling(sm: Any, aas: Any) -> None:
+    with pytest.raises(aws.DeployError, match="not InService after"):
+        aws.apply_plan(
+            FlakyClient(sm, status="Creating"), scaled_plan(), timeout=0, poll_interval=0, scaling_client=aas
+        )
+    assert targets(aas) == {}
+
+
+def test_failed_registration_keeps_endpoints_and_a_rerun_registers(sm: Any, aas: Any) -> None:
+    with pytest.raises(aws.DeployError) as info:
+        aws.apply_plan(
+            sm, scaled_plan(), poll_interval=0, scaling_client=Recorder(aas, [], fail="put_scaling_policy")
+        )
+    message = str(info.value)
+    assert "autoscaling was not registered: AccessDeniedException" in message
+    assert "run the same deploy again" in message and "sagerag teardown --deployment default" in message
+    assert targets(aas) == {}  # the target this run registered was undone
+    assert names(sm)["endpoint"] == {"sagerag-llm", "sagerag-minilm"}  # InService, kept
+
+    # the second endpoint's policy fails: the first endpoint's new target and policy are undone as well
+    calls: list[str] = []
+
+    class SecondPolicyFails(Recorder):
+        def put_scaling_policy(self, **kwargs: Any) -> Any:
+            if self.log:
+                raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "too many"}}, "Put")
+            self.log.append(f"put_scaling_policy {kwargs['ResourceId']}")
+            return self.real.put_scaling_policy(**kwargs)
+
+    refuse_second = SecondPolicyFails(aas, calls)
+    with pytest.raises(aws.DeployError, match="LimitExceededException"):
+        aws.apply_plan(sm, scaled_plan(), poll_interval=0, scaling_client=refuse_second)
+    assert calls == [f"put_scaling_policy {LLM_RID}"]
+    assert targets(aas) == {} and policies(aas) == {}
+
+    result = aws.apply_plan(sm, scaled_plan(), poll_interval=0, scaling_client=aas)
+    assert result.created == [] and sorted(result.reused) == ["sagerag-llm", "sagerag-minilm"]
+    assert {r.status for r in result.scaling if r.kind == "scalable-target"} == {"registered"}
+    again = aws.apply_plan(
+        sm, scaled_plan(llm_min_instances=1, llm_max_instances=5), poll_interval=0, scaling_client=aas
+    )
+    assert {r.status for r in again.scaling if r.kind == "scalable-target"} == {"updated"}
+    assert targets(aas) == {LLM_RID: (1, 5), EMB_RID: (1, 2)}
+
+
+def test_status_without_autoscaling_permission_shows_the_rest(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+        raise ClientError(error, "DescribeScalableTargets")
+
+    monkeypatch.setattr(aws, "find_scaling", denied)
+    result = cli("status", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert len(out["resources"]) == 6 and out["autoscaling"] is None
+    assert "warning: autoscaling not shown" in result.stderr and "AccessDeniedException" in result.stderr
+
+
+def test_teardown_that_cannot_read_autoscaling_deletes_nothing(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}
+        raise ClientError(error, "DescribeScalableTargets")
+
+    monkeypatch.setattr(aws, "find_scaling", denied)
+    result = cli("teardown", "--yes")
+    assert result.exit_code == 1
+    assert "cannot read the endpoints' autoscaling (AccessDeniedException: not authorized)" in result.output
+    assert "Nothing was deleted" in result.output and len(aws.find_managed(sm)) == 6
