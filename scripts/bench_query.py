@@ -23,9 +23,11 @@ Run: nice -n 10 python scripts/bench_query.py [--questions N] [--rounds R] [--rt
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import json
 import os
+import pstats
 import statistics
 import tempfile
 import threading
@@ -37,6 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 from _bench_common import FAQ_CSV, faq_questions, machine_lines, print_table
+from langchain_core.prompts import PromptTemplate
 
 from sagerag.chains import stream_answer
 from sagerag.config import load_settings
@@ -63,6 +66,7 @@ class Probe:
         self.calls: list[tuple[str, str, float, float]] = []
         """(service, path, start, end) of each HTTP request until its response headers arrived."""
         self.retrieval: tuple[float, float] | None = None
+        self.prompt = 0.0
         self.token_at: list[float] = []
         self.stream_blocked = 0.0
         self.body: bytes | None = None
@@ -118,6 +122,18 @@ def instrument(client: Any) -> None:
             PROBE.retrieval = (started, time.perf_counter())
 
     PineconeStore.similarity_search_with_score = timed_search  # type: ignore[method-assign]
+
+    render = PromptTemplate.invoke
+
+    @functools.wraps(render)
+    def timed_render(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return render(*args, **kwargs)
+        finally:
+            PROBE.prompt += time.perf_counter() - started
+
+    PromptTemplate.invoke = timed_render  # type: ignore[method-assign]
 
     def before(params: dict[str, Any], **_: Any) -> None:
         PROBE.body = params["body"]
@@ -186,12 +202,13 @@ def ask(chain: Any, question: str) -> dict[str, float]:
     }
     waited = sum(embeds) + pinecone
     if not PROBE.token_at:  # the score gate answered: no generation
-        step["gate and prompt"] = ended - PROBE.retrieval[1]
+        step["gate, context, chain steps"] = ended - PROBE.retrieval[1]
     else:
         request = next(start for service, path, start, _ in PROBE.calls if "/endpoints/llama2/" in path)
         first, last = PROBE.token_at[0], PROBE.token_at[-1]
         step |= {
-            "gate and prompt": request - PROBE.retrieval[1],
+            "gate, context, chain steps": request - PROBE.retrieval[1] - PROBE.prompt,
+            "prompt build": PROBE.prompt,
             "time to first token (request to token)": first - request,
             "first to last token": last - first,
             "after the last token (guards, grounding)": ended - last,
@@ -248,7 +265,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--rtt-ms", type=float, default=GenerationTiming.round_trip_s * 1000)
+    parser.add_argument(
+        "--rtt-ms", type=float, nargs="+", default=[0, GenerationTiming.round_trip_s * 1000, 100]
+    )
     parser.add_argument(
         "--per-output-token-ms", type=float, default=GenerationTiming.per_output_token_s * 1000
     )
@@ -256,27 +275,34 @@ def main() -> None:
         "--prefill-per-token-us", type=float, default=GenerationTiming.prefill_per_token_s * 1e6
     )
     parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the timed asks of the first variant (client CPU)"
+    )
     args = parser.parse_args()
     # boto3 signs every request; the simulated endpoints ignore the signature (no real credentials used)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    generation = GenerationTiming(
-        round_trip_s=args.rtt_ms / 1000,
-        per_output_token_s=args.per_output_token_ms / 1000,
-        prefill_per_token_s=args.prefill_per_token_us / 1e6,
-    )
-    embedding = RemoteTiming(round_trip_s=args.rtt_ms / 1000)
+
+    def timings(rtt_ms: float) -> tuple[RemoteTiming, GenerationTiming]:
+        return RemoteTiming(round_trip_s=rtt_ms / 1000), GenerationTiming(
+            round_trip_s=rtt_ms / 1000,
+            per_output_token_s=args.per_output_token_ms / 1000,
+            prefill_per_token_s=args.prefill_per_token_us / 1e6,
+        )
+
+    embedding = timings(0)[0]
     every = faq_questions()
     questions = [str(every[i * len(every) // args.questions]["question"]) for i in range(args.questions)]
     variants = {"sagerag ask (defaults)": {}, "guards off": {"loop_guard": False, "grounding": "off"}}
-    steps: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
-    paired: dict[str, list[float]] = {name: [] for name in variants}
+    runs = [f"{name}, {rtt:g} ms" for rtt in args.rtt_ms for name in variants]
+    steps: dict[str, list[dict[str, float]]] = {run: [] for run in runs}
+    paired: dict[str, list[float]] = {run: [] for run in runs}
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalRuntime() as runtime,
         LocalPinecone(f"{tmp}/pinecone", api_key=API_KEY) as pinecone,
     ):
-        simulated = runtime.simulate_remote(embedding, generation)
+        simulated = runtime.simulate_remote(*timings(0))
         with pipeline_for(runtime, pinecone, tmp) as writer:
             docs = load_path(FAQ_CSV, mode=writer.settings.index_text)
             ingest_documents(
@@ -302,23 +328,32 @@ def main() -> None:
             for chain in chains.values():
                 ask(chain, question)
         print(f"recorded {simulated.generation.recorded} answers in {time.perf_counter() - started:.0f} s")
-        recorded = (simulated.generation.recorded, len(simulated.embeddings._answers))
-        for _ in range(args.rounds):
-            for question in questions:
-                for name, chain in chains.items():
-                    step = ask(chain, question)
-                    body, tokens = PROBE.body, int(step["tokens"])
-                    baseline = direct(
-                        raw, index, pipeline.settings.pinecone_namespace, question, body, tokens
-                    )
-                    steps[name].append(step)
-                    paired[name].append(step["total"] - baseline)
-                    print(
-                        f"  {name}: {question[:50]!r} {step['total']:.3f} s, {tokens} tokens, "
-                        f"own {step['own work']:.3f} s, vs direct {step['total'] - baseline:+.3f} s",
-                        flush=True,
-                    )
-        new_recordings = (simulated.generation.recorded, len(simulated.embeddings._answers))
+        recorded = (simulated.generation.answers, len(simulated.embeddings._answers))
+        profiler = cProfile.Profile() if args.profile else None
+        for rtt in args.rtt_ms:
+            embeddings_timing, generation_timing = timings(rtt)
+            runtime.install("minilm", simulated.embeddings.retimed(embeddings_timing))
+            runtime.install("llama2", simulated.generation.retimed(generation_timing))
+            for _ in range(args.rounds):
+                for question in questions:
+                    for name, chain in chains.items():
+                        run = f"{name}, {rtt:g} ms"
+                        if profiler is not None and run == runs[0]:
+                            step = profiler.runcall(ask, chain, question)
+                        else:
+                            step = ask(chain, question)
+                        body, tokens = PROBE.body, int(step["tokens"])
+                        baseline = direct(
+                            raw, index, pipeline.settings.pinecone_namespace, question, body, tokens
+                        )
+                        steps[run].append(step)
+                        paired[run].append(step["total"] - baseline)
+                        print(
+                            f"  {run}: {question[:50]!r} {step['total']:.3f} s, {tokens} tokens, "
+                            f"own {step['own work']:.3f} s, vs direct {step['total'] - baseline:+.3f} s",
+                            flush=True,
+                        )
+        new_recordings = (simulated.generation.answers, len(simulated.embeddings._answers))
         pipeline.close()
 
     print()
@@ -327,7 +362,7 @@ def main() -> None:
     print(
         f"\n{len(questions)} FAQ questions x {args.rounds} rounds through `Pipeline.rag_chain` (remote mode, hybrid "
         f"retrieval, k=5, 1,000-character context, max_new_tokens={args.max_new_tokens}), `stream_answer`.\n"
-        f"Simulated endpoints: round trip {args.rtt_ms:g} ms; Llama 2: prefill {args.prefill_per_token_us:g} us "
+        f"Simulated endpoints: round trip {', '.join(f'{r:g}' for r in args.rtt_ms)} ms; Llama 2: prefill {args.prefill_per_token_us:g} us "
         f"per prompt token, {args.per_output_token_ms:g} ms per output token; MiniLM: "
         f"{embedding.per_request_s * 1000:g} ms per request + {embedding.per_token_s * 1e6:g} us per token.\n"
         f"Recordings made during timed runs: {new_recordings[0] - recorded[0]} answers, "
@@ -338,7 +373,8 @@ def main() -> None:
         "query embedding",
         "Pinecone query",
         "retrieval, own work (BM25 query, documents)",
-        "gate and prompt",
+        "gate, context, chain steps",
+        "prompt build",
         "time to first token (request to token)",
         "first to last token",
         "after the last token (guards, grounding)",
@@ -351,7 +387,7 @@ def main() -> None:
         "own work",
         "client CPU (asking thread)",
     ]
-    names = list(variants)
+    names = runs
     table = []
     for row in rows_order:
         line = [row]
@@ -377,6 +413,9 @@ def main() -> None:
         )
     print()
     print_table(["step", *names], table)
+    if profiler is not None:
+        print(f"\nWhere the asking thread's CPU goes ({names[0]}, all timed asks; own time):\n")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":

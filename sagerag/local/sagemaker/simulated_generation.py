@@ -100,6 +100,11 @@ class SimulatedTextGeneration(TextGenerationInference):
         self.output_tokens = 0
         self.recorded = 0
 
+    @property
+    def answers(self) -> int:
+        """Distinct answers recorded so far (shared with `retimed` copies)."""
+        return len(self._answers)
+
     def retimed(self, timing: GenerationTiming) -> SimulatedTextGeneration:
         """The same recordings behind another timing model (fresh counters)."""
         other = SimulatedTextGeneration(self.model, timing)
