@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sagerag.adapters.client import DEFAULT_TIMEOUT, make_runtime_client, runtime_config
 from sagerag.local._server import LOOPBACK, BackgroundServer
 from sagerag.local.sagemaker.app import MAX_RESPONSE_BYTES, LocalEndpoint, RuntimeApp
 from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
 from sagerag.local.sagemaker.models import ModelRegistry, shared_registry
+
+if TYPE_CHECKING:
+    from sagerag.local.sagemaker.simulated import RemoteTiming, SimulatedFeatureExtraction
+    from sagerag.local.sagemaker.simulated_generation import GenerationTiming, SimulatedTextGeneration
 
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = ("local", "local")
@@ -20,6 +24,13 @@ def local_runtime_client(endpoint_url: str, config: Any = None, timeout: float =
     return make_runtime_client(
         LOCAL_REGION, endpoint_url, timeout=timeout, config=config, static_credentials=LOCAL_CREDENTIALS
     )
+
+
+class SimulatedEndpoints(NamedTuple):
+    """The containers `LocalRuntime.simulate_remote` installed (their counters say how they were used)."""
+
+    embeddings: SimulatedFeatureExtraction
+    generation: SimulatedTextGeneration
 
 
 class LocalRuntime:
@@ -67,6 +78,31 @@ class LocalRuntime:
     def install(self, name: str, container: Any) -> None:
         """Serve endpoint `name` with a ready container (see `sagerag.local.sagemaker.simulated`)."""
         self.app.install(name, container)
+
+    def simulate_remote(
+        self,
+        embeddings: RemoteTiming | None = None,
+        generation: GenerationTiming | None = None,
+        *,
+        embeddings_endpoint: str = "minilm",
+        llm_endpoint: str = "llama2",
+    ) -> SimulatedEndpoints:
+        """Serve the embeddings and TGI endpoints as remote GPU endpoints would: the local models' real
+        answers, recorded once, with modelled timing (defaults: MiniLM and Llama-2-7b on g5 instances)."""
+        from sagerag.local.sagemaker.containers import FeatureExtraction
+        from sagerag.local.sagemaker.simulated import RemoteTiming, SimulatedFeatureExtraction
+        from sagerag.local.sagemaker.simulated_generation import GenerationTiming, SimulatedTextGeneration
+
+        registry = self.app.registry
+        simulated = SimulatedEndpoints(
+            SimulatedFeatureExtraction(
+                FeatureExtraction(registry.get("minilm")), embeddings or RemoteTiming()
+            ),
+            SimulatedTextGeneration(registry.get("smollm2"), generation or GenerationTiming()),
+        )
+        self.install(embeddings_endpoint, simulated.embeddings)
+        self.install(llm_endpoint, simulated.generation)
+        return simulated
 
     def client(self, **config: Any) -> Any:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
