@@ -37,20 +37,20 @@ JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 MinInstances = Annotated[
     int | None,
     typer.Option(
-        show_default=False,
-        help="Autoscaling floor of this endpoint (default: --min-instances, else its instance count, else 1).",
+        show_default="--min-instances, else its instance count, else 1",
+        help="Autoscaling floor of this endpoint.",
     ),
 ]
 MaxInstances = Annotated[
     int | None,
     typer.Option(
-        show_default=False,
-        help="Autoscaling ceiling of this endpoint (default: --max-instances, else the floor: no autoscaling).",
+        show_default="--max-instances, else the floor: no autoscaling",
+        help="Autoscaling ceiling of this endpoint.",
     ),
 ]
 InstanceCount = Annotated[
     int | None,
-    typer.Option(min=1, show_default=False, help="Instances at creation (default: the autoscaling floor)."),
+    typer.Option(min=1, show_default="the autoscaling floor", help="Instances at creation."),
 ]
 
 
@@ -191,17 +191,15 @@ def deploy(
     min_instances: Annotated[
         int | None,
         typer.Option(
-            show_default=False,
-            help="Autoscaling floor of both endpoints (default: the instance count, else 1; SageMaker cannot "
-            "scale these endpoints to 0).",
+            show_default="the instance count, else 1",
+            help="Autoscaling floor of both endpoints (SageMaker cannot scale these endpoints to 0).",
         ),
     ] = None,
     max_instances: Annotated[
         int | None,
         typer.Option(
-            show_default=False,
-            help="Autoscaling ceiling of both endpoints; above the floor registers Application Auto Scaling "
-            "(default: the floor, a fixed count).",
+            show_default="the floor, a fixed count",
+            help="Autoscaling ceiling of both endpoints; above the floor registers Application Auto Scaling.",
         ),
     ] = None,
     llm_min_instances: MinInstances = None,
