@@ -191,3 +191,24 @@ def test_a_query_sees_a_write_whole_or_not_at_all(tmp_path: Path) -> None:
         sys.setswitchinterval(interval)
         service.close()
     assert seen and all(len(markers) == 1 for markers in seen), [m for m in seen if len(m) > 1][:3]
+
+
+def test_writes_by_another_process_on_the_same_file_are_seen(tmp_path: Path) -> None:
+    """Without a `sagerag serve`, each embedded command opens the data directory itself: a service
+    whose namespace is loaded must notice another connection's writes (SQLite's data_version), and its
+    own in-place writes after them must not hide them."""
+    here, there = PineconeService(PineconeStorage(tmp_path)), PineconeService(PineconeStorage(tmp_path))
+    try:
+        here.create_index({"name": "ix", "dimension": DIM, "metric": "dotproduct"})
+        here.upsert("ix", {"vectors": [{"id": "a", "values": [1.0, 0.0, 0.0]}]})
+        query = {"vector": [1.0, 0.0, 0.0], "topK": 10}
+        assert [m["id"] for m in here.query("ix", query)["matches"]] == ["a"]  # loaded
+        there.upsert("ix", {"vectors": [{"id": "b", "values": [2.0, 0.0, 0.0]}]})
+        here.upsert("ix", {"vectors": [{"id": "c", "values": [3.0, 0.0, 0.0]}]})  # in place, after b
+        assert [m["id"] for m in here.query("ix", query)["matches"]] == ["c", "b", "a"]
+        there.delete("ix", {"ids": ["a"]})
+        assert [m["id"] for m in here.query("ix", query)["matches"]] == ["c", "b"]
+        assert here.query("ix", query) == there.query("ix", query)
+    finally:
+        here.close()
+        there.close()
