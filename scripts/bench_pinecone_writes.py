@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _bench_common import machine_lines, print_table
 
 DIM = 384
