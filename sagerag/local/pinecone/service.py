@@ -12,6 +12,7 @@ SQLite's data_version: the next query reloads.
 from __future__ import annotations
 
 import base64
+import heapq
 import logging
 import threading
 from collections.abc import Callable
@@ -381,9 +382,10 @@ class PineconeService:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_FETCH_BY_METADATA:
             raise bad_request(f"limit must be an integer between 1 and {MAX_FETCH_BY_METADATA}")
         after = _decode_token(body.get("paginationToken"))
-        ids = sorted(self._matching_ids(record, namespace, filter_))
+        ids = self._matching_ids(record, namespace, filter_)
         if after is not None:
             ids = [i for i in ids if i > after]
+        ids = heapq.nsmallest(limit + 1, ids)  # the page in id order, and whether more follow
         page = ids[:limit]
         vectors: dict[str, Any] = {}
         for row in sorted(self.storage.fetch(index, namespace, page), key=lambda r: r.id):
