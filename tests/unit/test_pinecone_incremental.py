@@ -9,9 +9,12 @@ Vectors have small integer components and few ids, so scores tie often and tie-b
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +215,52 @@ def test_writes_by_another_process_on_the_same_file_are_seen(tmp_path: Path) -> 
     finally:
         here.close()
         there.close()
+
+
+def test_a_failed_commit_leaves_the_loaded_namespace_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write whose transaction fails (disk full at COMMIT, say) is an error and changes nothing: not
+    the file, and not the namespace in memory, which is edited only after SQLite committed."""
+    service = PineconeService(PineconeStorage(tmp_path))
+    try:
+        service.create_index({"name": "ix", "dimension": DIM, "metric": "euclidean"})
+        service.upsert(
+            "ix", {"vectors": [{"id": i, "values": [float(n), 1.0, 0.0]} for n, i in enumerate(IDS)]}
+        )
+        query = {"vector": [2.0, 1.0, 0.0], "topK": 5, "includeMetadata": True}
+        before = service.query("ix", query)
+
+        @contextmanager
+        def failing_commit(storage: PineconeStorage) -> Iterator[sqlite3.Connection]:
+            with storage._lock:
+                storage._conn.execute("BEGIN IMMEDIATE")
+                yield storage._conn  # the statements run, then the commit fails
+                storage._conn.execute("ROLLBACK")
+                raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(PineconeStorage, "transaction", failing_commit)
+        writes: list[dict[str, Any]] = [
+            {
+                "vectors": [
+                    {"id": "new", "values": [2.0, 1.0, 0.0]},
+                    {"id": IDS[3], "values": [9.0, 9.0, 9.0]},
+                ]
+            },
+            {"ids": IDS[:4]},
+            {"filter": {"missing": {"$exists": False}}},
+            {"deleteAll": True},
+        ]
+        for body in writes:
+            write = service.upsert if "vectors" in body else service.delete
+            with pytest.raises(sqlite3.OperationalError):
+                write("ix", body)
+        with pytest.raises(sqlite3.OperationalError):
+            service.update("ix", {"id": IDS[2], "values": [2.0, 1.0, 0.0], "setMetadata": {"k": "v"}})
+        assert service.query("ix", query) == before
+        monkeypatch.undo()
+        fresh = PineconeService(PineconeStorage(tmp_path))
+        assert fresh.query("ix", query) == before
+        fresh.close()
+    finally:
+        service.close()
