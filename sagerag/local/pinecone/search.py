@@ -161,6 +161,7 @@ class NamespaceIndex:
             return
         raw = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dimension)
         prepared, sq_norms = self._prepare(raw)
+        self._reserve(self.n + len(rows))  # outside the lock: queries go on while a grown matrix is copied
         with self.lock.writing():
             n = self.n
             targets: list[int] = []
@@ -233,7 +234,10 @@ class NamespaceIndex:
             self.postings, self.table = {}, empty.table
 
     def _reserve(self, rows: int) -> None:
-        """Room for `rows` live rows, doubling the capacity when it runs out (amortised O(1) appends)."""
+        """Room for `rows` live rows, doubling the capacity when it runs out (amortised O(1) appends).
+
+        Safe without the write lock (only the one writer calls it): the live rows are copied first and
+        each array is swapped whole, so a query reads the old array or the new one, equal in rows 0..n."""
         capacity = self._matrix.shape[0]
         if rows <= capacity:
             return
