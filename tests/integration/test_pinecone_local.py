@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,73 @@ def test_acknowledged_upsert_survives_a_killed_server(tmp_path: Path) -> None:
         client = server.client()
         index = client.Index(host=client.indexes.describe(name).host)
         assert index.describe_index_stats().total_vector_count == 50
+
+
+def test_sigkill_during_upsert_batches_loses_no_acknowledged_vector(tmp_path: Path) -> None:
+    """Clients stream upsert batches over HTTP into a server (its namespace loaded, so writes take the
+    in-place path) that is SIGKILLed while batches are in flight. After a restart every vector whose
+    upsert got a 200 is there with its values, every batch is there whole or not at all, and queries
+    (memory) agree with storage."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHY_SERVER, str(tmp_path), str(port), API_KEY],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    dim, batch = 8, 200
+    acknowledged: list[int] = []
+    sent: list[int] = []
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        index = make_index(Pinecone(api_key=API_KEY, host=f"http://127.0.0.1:{port}"), dimension=dim)
+        name = index.host.rsplit("/", 1)[-1]
+        _post(index.host, "/query", {"vector": [1.0] * dim, "topK": 1}).raise_for_status()
+
+        def stream(worker: int) -> None:
+            with httpx.Client(headers=HEADERS, timeout=30) as client:
+                for number in range(worker, 10_000, 2):
+                    vectors = [
+                        {"id": f"b{number}-{j}", "values": [float(number), float(j)] + [1.0] * (dim - 2)}
+                        for j in range(batch)
+                    ]
+                    sent.append(number)
+                    try:
+                        response = client.post(f"{index.host}/vectors/upsert", json={"vectors": vectors})
+                    except httpx.HTTPError:
+                        return  # the server died with this batch in flight
+                    if response.status_code != 200:
+                        return
+                    acknowledged.append(number)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(stream, worker) for worker in range(2)]
+            while len(acknowledged) < 12 and not any(f.done() for f in futures):
+                time.sleep(0.01)
+            proc.kill()  # SIGKILL with batches in flight: no shutdown hooks, no checkpoint
+            for future in futures:
+                future.result()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert len(acknowledged) >= 12 and set(sent) - set(acknowledged)  # killed mid-stream
+    with LocalPinecone(tmp_path, api_key=API_KEY) as server:
+        client = server.client()
+        index = client.Index(host=client.indexes.describe(name).host)
+        for number in acknowledged:
+            ids = [f"b{number}-{j}" for j in range(batch)]
+            fetched = index.fetch(ids=ids).vectors
+            assert set(fetched) == set(ids), f"acknowledged batch {number} lost vectors"
+            assert fetched[ids[7]].values[:2] == [float(number), 7.0]
+        stored: list[str] = []
+        token = None
+        while True:
+            page = index.list_paginated(limit=100, pagination_token=token)
+            stored += [v.id for v in page.vectors]
+            token = page.pagination.next if page.pagination else None
+            if not token:
+                break
+        batches = {vector_id.split("-")[0] for vector_id in stored}
+        assert len(stored) == batch * len(batches)  # whole batches only
+        assert index.describe_index_stats().total_vector_count == len(stored)
+        everything = index.query(vector=[1.0] * dim, top_k=len(stored))
+        assert sorted(m.id for m in everything.matches) == sorted(stored)

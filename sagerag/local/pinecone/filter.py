@@ -13,7 +13,7 @@ also match rows that lack the field).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,8 @@ import numpy.typing as npt
 from sagerag.errors import FilterError
 
 Mask = npt.NDArray[np.bool_]
+Moves = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+"""(source rows, destination rows): how a delete renumbers the rows it keeps."""
 
 MAX_IN_VALUES = 10_000
 """Pinecone's documented ceiling on the values of one `$in` or `$nin`."""
@@ -34,7 +36,10 @@ def _is_number(value: Any) -> bool:
 
 
 class FieldColumn:
-    """One metadata field of every row in a namespace, in vectorised form."""
+    """One metadata field of every row in a namespace, in vectorised form.
+
+    Writes edit it in place (`assign`, `remove`) instead of rebuilding it, so a filter after a small write
+    costs what it cost before the write."""
 
     def __init__(self, values: Sequence[Any]) -> None:
         n = len(values)
@@ -42,10 +47,17 @@ class FieldColumn:
         self.present = np.zeros(n, dtype=np.bool_)
         self.numbers = np.full(n, np.nan, dtype=np.float64)
         self.booleans = np.full(n, -1, dtype=np.int8)
-        vocab: dict[str, int] = {}
-        rows: list[int] = []
+        self.vocab: dict[str, int] = {}
+        self.string_rows = np.zeros(0, dtype=np.int64)
+        self.string_codes = np.zeros(0, dtype=np.int64)
+        self._set(range(n), values)
+
+    def _set(self, rows: Iterable[int], values: Iterable[Any]) -> None:
+        """Store `values` at `rows`, which hold nothing yet (no string pairs, no flags)."""
+        string_rows: list[int] = []
         codes: list[int] = []
-        for row, value in enumerate(values):
+        vocab = self.vocab
+        for row, value in zip(rows, values, strict=True):
             if value is None:
                 continue
             self.present[row] = True
@@ -54,16 +66,53 @@ class FieldColumn:
             elif _is_number(value):
                 self.numbers[row] = float(value)
             elif isinstance(value, str):
-                rows.append(row)
+                string_rows.append(row)
                 codes.append(vocab.setdefault(value, len(vocab)))
             elif isinstance(value, list):
                 for item in value:
                     if isinstance(item, str):
-                        rows.append(row)
+                        string_rows.append(row)
                         codes.append(vocab.setdefault(item, len(vocab)))
-        self.vocab = vocab
-        self.string_rows = np.asarray(rows, dtype=np.int64)
-        self.string_codes = np.asarray(codes, dtype=np.int64)
+        if string_rows:
+            self.string_rows = np.concatenate([self.string_rows, np.asarray(string_rows, dtype=np.int64)])
+            self.string_codes = np.concatenate([self.string_codes, np.asarray(codes, dtype=np.int64)])
+
+    def _forget(self, rows: npt.NDArray[np.int64]) -> None:
+        """Drop the string pairs of `rows` (their flags are reset or cut by the caller)."""
+        if self.string_rows.size and rows.size:
+            keep = ~np.isin(self.string_rows, rows)
+            self.string_rows, self.string_codes = self.string_rows[keep], self.string_codes[keep]
+
+    def assign(self, rows: Sequence[int], values: Sequence[Any], n: int) -> None:
+        """Set the value of `rows` (existing rows, or new ones up to the new row count `n`)."""
+        if n > self.n:
+            grow = n - self.n
+            self.present = np.concatenate([self.present, np.zeros(grow, dtype=np.bool_)])
+            self.numbers = np.concatenate([self.numbers, np.full(grow, np.nan, dtype=np.float64)])
+            self.booleans = np.concatenate([self.booleans, np.full(grow, -1, dtype=np.int8)])
+            self.n = n
+        index = np.asarray(rows, dtype=np.int64)
+        self._forget(index)
+        self.present[index] = False
+        self.numbers[index] = np.nan
+        self.booleans[index] = -1
+        self._set(rows, values)
+
+    def remove(self, deleted: npt.NDArray[np.int64], moves: Moves, n: int) -> None:
+        """Drop `deleted` rows: each `moves` source row takes a deleted row's place, then cut to `n` rows."""
+        self._forget(deleted)
+        src, dst = moves
+        for flags in self._flags():
+            flags[dst] = flags[src]
+        self.present, self.numbers, self.booleans = [flags[:n].copy() for flags in self._flags()]
+        if self.string_rows.size and src.size:
+            remap = np.arange(self.n, dtype=np.int64)
+            remap[src] = dst
+            self.string_rows = remap[self.string_rows]
+        self.n = n
+
+    def _flags(self) -> tuple[npt.NDArray[Any], ...]:
+        return self.present, self.numbers, self.booleans
 
     def _rows_with_codes(self, wanted: list[int]) -> Mask:
         mask = np.zeros(self.n, dtype=np.bool_)
@@ -98,25 +147,67 @@ class FieldColumn:
 
 
 class MetadataTable:
-    """Lazily built columns over a fixed list of decoded-on-demand metadata rows."""
+    """Lazily built columns over the namespace's metadata rows (JSON text, decoded on demand).
+
+    The owner edits rows in place under its write lock (`assign`, `remove`); built columns follow each
+    edit, so a write never costs a rebuild of the whole table."""
 
     def __init__(self, metadata_json: Sequence[str | None], loads: Any) -> None:
-        self._raw = metadata_json
+        self._raw = list(metadata_json)
         self._loads = loads
         self._rows: list[dict[str, Any]] | None = None
         self._columns: dict[str, FieldColumn] = {}
         self._lock = threading.Lock()
-        self.n = len(metadata_json)
+
+    @property
+    def n(self) -> int:
+        return len(self._raw)
 
     def column(self, field: str) -> FieldColumn:
         column = self._columns.get(field)
         if column is None:
             with self._lock:
-                if self._rows is None:
-                    self._rows = [self._loads(raw) if raw else {} for raw in self._raw]
-                column = FieldColumn([row.get(field) for row in self._rows])
+                rows = self._decoded()
+                column = FieldColumn([row.get(field) for row in rows])
                 self._columns[field] = column
         return column
+
+    def _decoded(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = [self._loads(raw) if raw else {} for raw in self._raw]
+        return self._rows
+
+    def assign(self, rows: Sequence[int], raw: Sequence[str | None]) -> None:
+        """Set the metadata of `rows`: existing rows, or new ones appended in order at the end."""
+        with self._lock:
+            for row, text in zip(rows, raw, strict=True):
+                if row == len(self._raw):
+                    self._raw.append(text)
+                else:
+                    self._raw[row] = text
+            if self._rows is None:
+                return
+            decoded = [self._loads(text) if text else {} for text in raw]
+            for row, value in zip(rows, decoded, strict=True):
+                if row == len(self._rows):
+                    self._rows.append(value)
+                else:
+                    self._rows[row] = value
+            for field, column in self._columns.items():
+                column.assign(rows, [value.get(field) for value in decoded], len(self._raw))
+
+    def remove(self, deleted: npt.NDArray[np.int64], moves: Moves) -> None:
+        """Drop `deleted` rows: each `moves` source row takes a deleted row's place (swap with last)."""
+        n = len(self._raw) - deleted.size
+        src, dst = moves
+        with self._lock:
+            for rows in (self._raw, self._rows):
+                if rows is not None:
+                    for old, new in zip(src.tolist(), dst.tolist(), strict=True):
+                        rows[new] = rows[old]
+                    del rows[n:]
+            for column in self._columns.values():
+                column.remove(deleted, moves, n)
 
 
 def validate_filter(filter_: Any) -> None:

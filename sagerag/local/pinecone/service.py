@@ -1,19 +1,27 @@
 """The local Pinecone's behaviour, independent of HTTP: index and vector operations over storage.
 
-Requests are checked by `validation` (Pinecone's own rules and limits) before anything is stored. Search
-snapshots are cached per (index, namespace) and dropped by every write to that namespace.
+Requests are checked by `validation` (Pinecone's own rules and limits) before anything is stored. Each
+namespace is searched in memory (`search.NamespaceIndex`), loaded from SQLite on first use. A write commits
+to SQLite first (the truth: what was acknowledged survives a crash) and is then applied to the loaded
+namespace in place, under the index's write lock, so queries stay as fast after a write as before it. A
+failed commit raises before memory is touched. Writes by another process on the same file (an embedded
+`ask` or `ingest` beside another, when no `sagerag serve` owns the data directory) are seen through
+SQLite's data_version: the next query reloads.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
+import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from sagerag.local.pinecone.filter import evaluate_filter
-from sagerag.local.pinecone.search import NamespaceSnapshot
+from sagerag.local.pinecone.search import NamespaceIndex
 from sagerag.local.pinecone.storage import (
     IndexRecord,
     PineconeStorage,
@@ -46,6 +54,8 @@ from sagerag.local.pinecone.validation import (
     parse_namespace,
 )
 
+_log = logging.getLogger(__name__)
+
 
 def _vector_entry(row: VectorRow) -> dict[str, Any]:
     """A stored vector as fetch answers it: values, sparseValues when it has them, metadata."""
@@ -59,11 +69,12 @@ def _vector_entry(row: VectorRow) -> dict[str, Any]:
 
 
 class PineconeService:
-    """Index and vector operations over `PineconeStorage`, with a lazily rebuilt search cache."""
+    """Index and vector operations over `PineconeStorage`, with namespaces searched in memory."""
 
     def __init__(self, storage: PineconeStorage) -> None:
         self.storage = storage
-        self._snapshots: dict[tuple[str, str], NamespaceSnapshot] = {}
+        self._namespaces: dict[tuple[str, str], NamespaceIndex] = {}
+        self._generation = 0  # bumped whenever the whole cache is dropped (another process wrote)
         self._records: dict[str, IndexRecord] = {}  # index descriptions, dropped on configure/delete
         self._lock = threading.Lock()
         self._write_locks: dict[str, threading.RLock] = {}
@@ -193,7 +204,7 @@ class PineconeService:
         with self._index_lock(index):
             self._require_live(index)
             self.storage.upsert(index, namespace, rows.values())
-            self._drop(index, namespace)
+            self._apply(index, namespace, lambda cached: cached.upsert(list(rows.values())))
         return len(vectors)
 
     def query(self, index: str, body: Any) -> dict[str, Any]:
@@ -206,39 +217,34 @@ class PineconeService:
         if filter_ is not None:
             check_filter(filter_)
         sparse = check_sparse(body.get("sparseVector"), record.metric, "Query")
-        snapshot = self.snapshot(record, namespace)
         if body.get("vector") is not None:
             query = check_vector(body["vector"], record.dimension, record.metric, "Query vector")
         elif body.get("id") is not None:
-            position = snapshot.position.get(str(body["id"]))
-            if position is None:
+            stored_query = self.storage.fetch(index, namespace, [str(body["id"])])
+            if not stored_query:
                 return {"matches": [], "namespace": namespace, "usage": {"readUnits": 1}}
-            query = np.frombuffer(self._raw_vector(index, namespace, str(body["id"])), dtype=np.float32)
+            query = stored_query[0].values
         else:
             raise bad_request("query needs 'vector' or 'id'")
-        mask = evaluate_filter(filter_, snapshot.table) if filter_ else None
-        hits = snapshot.search(query, top_k, mask, sparse)
         include_metadata = bool(body.get("includeMetadata"))
         include_values = bool(body.get("includeValues"))
-        stored = (
-            self._stored_values(index, namespace, [snapshot.ids[r] for r, _ in hits])
-            if include_values
-            else {}
-        )
+        cached = self.namespace_index(record, namespace)
+        with cached.reading():  # the filter, the ranking and the ids of the hits: one state of the namespace
+            mask = evaluate_filter(filter_, cached.table) if filter_ else None
+            hits = [
+                (cached.ids[row], score, cached.metadata[row] if include_metadata else None)
+                for row, score in cached.search(query, top_k, mask, sparse)
+            ]
+        stored = self._stored_values(index, namespace, [h[0] for h in hits]) if include_values else {}
         matches: list[dict[str, Any]] = []
-        for row, score in hits:
-            vector_id = snapshot.ids[row]
+        for vector_id, score, metadata in hits:
             match: dict[str, Any] = {"id": vector_id, "score": score, "values": []}
             if include_values:
                 match["values"] = stored.get(vector_id, [])
-            if include_metadata and snapshot.metadata[row]:
-                match["metadata"] = decode_metadata(snapshot.metadata[row])
+            if metadata:
+                match["metadata"] = decode_metadata(metadata)
             matches.append(match)
         return {"matches": matches, "namespace": namespace, "usage": {"readUnits": 1}}
-
-    def _raw_vector(self, index: str, namespace: str, vector_id: str) -> bytes:
-        rows = self.storage.fetch(index, namespace, [vector_id])
-        return rows[0].values.tobytes() if rows else b""
 
     def _stored_values(self, index: str, namespace: str, ids: list[str]) -> dict[str, list[float]]:
         """Original (not normalised) values, read from storage only when a client asks for them."""
@@ -265,18 +271,19 @@ class PineconeService:
         with self._index_lock(index):
             if delete_all:
                 self.storage.delete_namespace(index, namespace)
-            elif ids is not None:
+                self._apply(index, namespace, NamespaceIndex.clear)
+                return
+            if ids is not None:
                 if not isinstance(ids, list) or len(ids) > MAX_UPSERT_VECTORS:
                     raise bad_request(f"'ids' must be an array of at most {MAX_UPSERT_VECTORS} ids")
-                self.storage.delete_ids(index, namespace, [check_id(i) for i in ids])
+                doomed = [check_id(i) for i in ids]
             else:
                 if not filter_:
                     raise bad_request("filter must not be empty")
                 check_filter(filter_)
-                snapshot = self.snapshot(record, namespace)
-                mask = evaluate_filter(filter_, snapshot.table)
-                self.storage.delete_ids(index, namespace, [snapshot.ids[i] for i in np.flatnonzero(mask)])
-            self._drop(index, namespace)
+                doomed = self._matching_ids(record, namespace, filter_)
+            self.storage.delete_ids(index, namespace, doomed)
+            self._apply(index, namespace, lambda cached: cached.delete(doomed))
 
     def update(self, index: str, body: Any) -> dict[str, Any]:
         """By id (values and/or metadata; answers `{}` as Pinecone does) or, metadata only, by filter."""
@@ -311,9 +318,9 @@ class PineconeService:
                 values = current.values if new_values is None else new_values
                 sparse_blob = current.sparse if new_sparse is None else pack_sparse(*new_sparse)
                 metadata = {**decode_metadata(current.metadata), **patch}
-                meta_text = encode_metadata(vector_id, metadata)
-                self.storage.upsert(index, namespace, [(vector_id, values.tobytes(), meta_text, sparse_blob)])
-                self._drop(index, namespace)
+                row = (vector_id, values.tobytes(), encode_metadata(vector_id, metadata), sparse_blob)
+                self.storage.upsert(index, namespace, [row])
+                self._apply(index, namespace, lambda cached: cached.upsert([row]))
         return {}
 
     def _update_by_filter(
@@ -332,15 +339,14 @@ class PineconeService:
         patch = clean_metadata("(matched by filter)", set_metadata)
         with self._index_lock(record.name):
             self._require_live(record.name)
-            snapshot = self.snapshot(record, namespace)
-            ids = [snapshot.ids[i] for i in np.flatnonzero(evaluate_filter(filter_, snapshot.table))]
+            ids = self._matching_ids(record, namespace, filter_)
             if not body.get("dryRun") and ids:
-                rows = []
+                rows: list[Row] = []
                 for row in self.storage.fetch(record.name, namespace, ids):
                     metadata = {**decode_metadata(row.metadata), **patch}
                     rows.append((row.id, row.values.tobytes(), encode_metadata(row.id, metadata), row.sparse))
                 self.storage.upsert(record.name, namespace, rows)
-                self._drop(record.name, namespace)
+                self._apply(record.name, namespace, lambda cached: cached.upsert(rows))
         return {"matchedRecords": len(ids)}
 
     def list_ids(
@@ -376,10 +382,10 @@ class PineconeService:
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_FETCH_BY_METADATA:
             raise bad_request(f"limit must be an integer between 1 and {MAX_FETCH_BY_METADATA}")
         after = _decode_token(body.get("paginationToken"))
-        snapshot = self.snapshot(record, namespace)
-        ids = [snapshot.ids[i] for i in np.flatnonzero(evaluate_filter(filter_, snapshot.table))]
+        ids = self._matching_ids(record, namespace, filter_)
         if after is not None:
-            ids = [i for i in ids if i > after]  # snapshot ids are sorted
+            ids = [i for i in ids if i > after]
+        ids = heapq.nsmallest(limit + 1, ids)  # the page in id order, and whether more follow
         page = ids[:limit]
         vectors: dict[str, Any] = {}
         for row in sorted(self.storage.fetch(index, namespace, page), key=lambda r: r.id):
@@ -468,34 +474,58 @@ class PineconeService:
         }
 
     # -- cache ------------------------------------------------------------------------------------------
-    def snapshot(self, record: IndexRecord, namespace: str) -> NamespaceSnapshot:
-        """The cached search snapshot, rebuilt from SQLite after a write invalidated it.
+    def namespace_index(self, record: IndexRecord, namespace: str) -> NamespaceIndex:
+        """The namespace as searched in memory, loaded from SQLite on first use or after a foreign write.
 
         Writes by another process (an embedded ingest, a second server on the same file) do not pass
-        through `_drop`; SQLite's data_version reveals them, and then every cached snapshot is rebuilt.
+        through `_apply`; SQLite's data_version reveals them, and then every loaded namespace is dropped.
         """
         version = self.storage.data_version()
         if version != self._seen_version:
             with self._lock:
                 self._seen_version = version
-                self._snapshots.clear()
+                self._generation += 1
+                self._namespaces.clear()
                 self._records.clear()
         key = (record.name, namespace)
-        snap = self._snapshots.get(key)
-        if snap is not None:
-            return snap
+        cached = self._namespaces.get(key)
+        if cached is not None:
+            return cached
         with self._index_lock(record.name):
-            snap = self._snapshots.get(key)
-            if snap is None:
+            cached = self._namespaces.get(key)
+            if cached is None:
+                generation = self._generation
                 ids, blob, metadata, sparse = self.storage.load_namespace(record.name, namespace)
-                snap = NamespaceSnapshot.build(ids, blob, metadata, record.dimension, record.metric, sparse)
-                self._snapshots[key] = snap
-        return snap
+                cached = NamespaceIndex.build(ids, blob, metadata, record.dimension, record.metric, sparse)
+                with self._lock:
+                    # Not if the cache was dropped meanwhile: this load may predate the foreign write.
+                    if generation == self._generation:
+                        self._namespaces[key] = cached
+        return cached
+
+    def _matching_ids(self, record: IndexRecord, namespace: str, filter_: Any) -> list[str]:
+        cached = self.namespace_index(record, namespace)
+        with cached.reading():
+            return [cached.ids[i] for i in np.flatnonzero(evaluate_filter(filter_, cached.table))]
+
+    def _apply(self, index: str, namespace: str, edit: Callable[[NamespaceIndex], None]) -> None:
+        """Under the index lock, after SQLite committed a write: apply it to the loaded namespace, if any.
+
+        The write is durable whatever happens here; if applying it fails (out of memory, say), the loaded
+        copy is dropped instead of served half-edited, and the next query reloads it from SQLite."""
+        cached = self._namespaces.get((index, namespace))
+        if cached is None:
+            return
+        try:
+            edit(cached)
+        except Exception:
+            _log.warning("reloading %s/%s after a failed in-memory edit", index, namespace, exc_info=True)
+            self._drop(index, namespace)
 
     def _drop(self, index: str, namespace: str | None) -> None:
-        for key in list(self._snapshots):  # list() copies atomically; other threads may insert
+        for key in list(self._namespaces):  # list() copies atomically; other threads may insert
             if key[0] == index and (namespace is None or key[1] == namespace):
-                self._snapshots.pop(key, None)
+                self._namespaces.pop(key, None)
 
     def _require_live(self, index: str) -> None:
         """Under the index lock: the index was not deleted since this request looked it up."""
