@@ -93,7 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--before-rev", default="3d34af9")
+    parser.add_argument(
+        "--command", action="append", choices=list(COMMANDS), help="Only these commands (repeatable)."
+    )
     args = parser.parse_args()
+    commands = {name: COMMANDS[name] for name in (args.command or COMMANDS)}
     times: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -105,11 +109,11 @@ def main() -> None:
         run(["ingest", str(FAQ_CSV)], off)
         models_loaded: dict[str, object] = {}
         for _ in range(args.repeat):
-            for name, argv in COMMANDS.items():
+            for name, argv in commands.items():
                 times[name]["before, cold"].append(run(argv, before))
+                run(["serve", "--stop"], after)  # the previous command's background serve
                 times[name]["after, off"].append(run(argv, off))
-                run(["serve", "--stop"], after)  # cold: no background serve yet
-                times[name]["after, cold"].append(run(argv, after))
+                times[name]["after, cold"].append(run(argv, after))  # starts the background serve
                 times[name]["after, warm"].append(run(argv, after))
         models_loaded = dict(serve_info(root / "data-after").get("models_loaded", {}))  # type: ignore[call-overload]
         run(["serve", "--stop"], after)
@@ -126,7 +130,7 @@ def main() -> None:
             time.sleep(2)
             run(COMMANDS["ask (answered)"], before)  # loads both models in the server
             for _ in range(args.repeat):
-                for name, argv in COMMANDS.items():
+                for name, argv in commands.items():
                     times[name]["before, warm"].append(run(argv, before))
         finally:
             serve.terminate()
@@ -143,7 +147,7 @@ def main() -> None:
                 "llama_cpp",
             )
         }
-    medians = {name: {v: statistics.median(times[name][v]) for v in VARIANTS} for name in COMMANDS}
+    medians = {name: {v: statistics.median(times[name][v]) for v in VARIANTS} for name in commands}
     for line in machine_lines():
         print(line)
     print(
