@@ -1,4 +1,4 @@
-"""Answer many questions with bounded concurrency, writing each answer as soon as it is done.
+"""Answer many questions with bounded concurrency, writing the answers in the order of the questions.
 
 `run_pool` is the one thread-pool loop of the project (`batch` and `eval` both use it): it runs items,
 hands each result or failure to the caller as it completes, advances a progress bar, and on Ctrl-C
@@ -134,7 +134,7 @@ def answer_all(
     concurrency: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> BatchStats:
-    """Run `chain` on each question; every answer is one durable line in `log` as soon as it is done.
+    """Run `chain` on each question; every answer is one durable line in `log`, in the questions' order.
 
     A question whose call fails does not stop the others; it is left out of `log`, so a re-run retries it.
     Ctrl-C returns with `interrupted` set once the questions already running are written.
@@ -154,16 +154,50 @@ def answer_all(
             **({"extra": question.extra} if question.extra else {}),
         }
 
-    def written(question: Question, item: dict[str, Any]) -> None:
+    def write(item: dict[str, Any]) -> None:
         log.append(item)
         stats.answered += 1
         stats.abstained += bool(item["abstained"])
 
+    in_order = InOrder(questions, write)
+
     def failed(question: Question, exc: Exception) -> None:
         stats.failures.append(f"{question.id}: {type(exc).__name__}: {exc}")
+        in_order.settle(question, None)
 
     try:
-        run_pool(questions, one, written, failed, concurrency, progress)
+        run_pool(questions, one, in_order.settle, failed, concurrency, progress)
     except KeyboardInterrupt:
         stats.interrupted = True
+    finally:
+        in_order.flush()  # what finished behind a gap (Ctrl-C) is kept: resume goes by id, not by line
     return stats
+
+
+class InOrder:
+    """Hands results over in the order of `items` although they complete in any order.
+
+    A result waits only for the items before it that are still running (at most `concurrency` of
+    them, as the pool starts items in order); a failed item is settled with None and leaves a gap that a
+    re-run fills. `flush` hands over whatever finished behind a gap that will not close (an interrupt).
+    """
+
+    def __init__(self, items: Sequence[Question], write: Callable[[dict[str, Any]], None]) -> None:
+        self._position = {id(item): i for i, item in enumerate(items)}  # ids may repeat in a file
+        self._settled: dict[int, dict[str, Any] | None] = {}
+        self._next = 0
+        self._write = write
+
+    def settle(self, item: Question, result: dict[str, Any] | None) -> None:
+        self._settled[self._position[id(item)]] = result
+        while self._next in self._settled:
+            ready = self._settled.pop(self._next)
+            self._next += 1
+            if ready is not None:
+                self._write(ready)
+
+    def flush(self) -> None:
+        for position in sorted(self._settled):
+            ready = self._settled.pop(position)
+            if ready is not None:
+                self._write(ready)

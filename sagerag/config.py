@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple, get_type_hints
 
 import tomli_w
-from pydantic import Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, TypeAdapter, ValidationError
 
 from sagerag.errors import ConfigurationError
 from sagerag.kinds import EmbeddingsKind, Grounding, IndexText, LLMKind, Retrieval
@@ -42,6 +42,14 @@ LOCAL_DEFAULT_PROMPT = "local-brief"
 Fraction = Annotated[float, Field(ge=0, le=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+def _off_is_zero(value: Any) -> Any:
+    return 0.0 if isinstance(value, str) and value.strip().lower() in {"off", "false", "no"} else value
+
+
+IdleTimeout = Annotated[float, BeforeValidator(_off_is_zero), Field(ge=0)]
+"""Seconds, or `off` (0): the background server's idle timeout."""
 
 
 def default_data_dir() -> Path:
@@ -143,6 +151,13 @@ class Settings:
     )
     local_threads: PositiveInt = setting(
         1, env="SAGERAG_LOCAL_THREADS", doc="CPU threads per local model (2 spin-wait on a busy machine)."
+    )
+    serve_idle_timeout: IdleTimeout = setting(
+        300.0,
+        file="local.serve_idle_timeout",
+        env="SAGERAG_SERVE_IDLE_TIMEOUT",
+        doc="Seconds a background `sagerag serve`, started by ask/batch/ingest to keep the local models "
+        "warm, waits idle before it exits; 0 or off: never start one.",
     )
     timeout: PositiveFloat = setting(
         60.0, file="timeout", env="SAGERAG_TIMEOUT", doc="Seconds for each network call before giving up."

@@ -124,35 +124,49 @@ def _index_exists(pc: Any, name: str) -> bool:
 
 
 def from_settings(
-    settings: Settings | None = None, *, create_index: bool = True, **overrides: Any
+    settings: Settings | None = None,
+    *,
+    create_index: bool = True,
+    autoserve: bool = False,
+    **overrides: Any,
 ) -> Pipeline:
     """Build the pipeline for `settings` (default: `load_settings(**overrides)`).
 
     `create_index=False` is for readers (`sagerag ask`): a missing index is an `InputError` saying to
-    ingest first, instead of a new empty index that answers "I don't know" to everything."""
+    ingest first, instead of a new empty index that answers "I don't know" to everything.
+    `autoserve=True` (the CLI's commands) uses, or starts, a background `sagerag serve` that keeps the
+    local models warm between commands (see `sagerag.autoserve`; `serve_idle_timeout` 0 turns it off)."""
     settings = settings or load_settings(**overrides)
     stack = ExitStack()
     try:
-        return _build(settings, stack, create_index)
+        return _build(settings, stack, create_index, autoserve)
     except BaseException:
         stack.close()
         raise
 
 
-def _build(settings: Settings, stack: ExitStack, create_index: bool = True) -> Pipeline:
+def _build(
+    settings: Settings, stack: ExitStack, create_index: bool = True, autoserve: bool = False
+) -> Pipeline:
     api_key = settings.pinecone_api_key.get_secret_value() if settings.pinecone_api_key else None
     runtime_url: str | None
     pinecone_host: str | None
     if settings.is_local:
-        from sagerag.local import LocalRuntime
-        from sagerag.local.pinecone import LocalPinecone, default_api_key
+        from sagerag.local.pinecone import default_api_key
         from sagerag.local.sagemaker.server import local_runtime_client
 
         api_key = api_key or default_api_key()
-        server = running_server(settings.data_dir)
+        if autoserve:
+            from sagerag.autoserve import ensure_server
+
+            server = ensure_server(settings.data_dir, settings.serve_idle_timeout)
+        else:
+            server = running_server(settings.data_dir)
         if server:
             mode, runtime_url, pinecone_host = "local-server", server.runtime_url, server.pinecone_host
         else:
+            from sagerag.local import LocalPinecone, LocalRuntime
+
             mode = "local"
             runtime = stack.enter_context(LocalRuntime())
             pinecone = stack.enter_context(LocalPinecone(settings.data_dir / "pinecone", api_key=api_key))

@@ -10,11 +10,16 @@ first one's state.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sagerag.errors import DataDirBusyError
 from sagerag.locks import Held, LockBusy, hold, read_holder
@@ -85,8 +90,53 @@ def serving(data_dir: Path) -> Iterator[Held]:
         ) from None
 
 
-def record_urls(held: Held, data_dir: Path, runtime_url: str, pinecone_host: str) -> None:
-    """Publish the serve's URLs once its servers accept connections."""
+def record_urls(held: Held, data_dir: Path, runtime_url: str, pinecone_host: str, **extra: Any) -> None:
+    """Publish the serve's URLs once its servers accept connections (`extra`: how it runs, for status)."""
     held.record(
-        {"runtime_url": runtime_url, "pinecone_host": pinecone_host, "data_dir": str(data_dir.resolve())}
+        {
+            "runtime_url": runtime_url,
+            "pinecone_host": pinecone_host,
+            "data_dir": str(data_dir.resolve()),
+            **extra,
+        }
     )
+
+
+def stop_server(data_dir: Path, timeout: float = 30.0) -> int | None:
+    """Stop the serve of `data_dir` (SIGTERM, as Ctrl-C); its pid once it has let go, None if none ran.
+
+    The pid comes from the lock's holder, which is alive while it holds the lock, so it is the serve."""
+    info = read_holder(state_file(data_dir))
+    if not info or "pid" not in info:
+        return None
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid
+    deadline = time.monotonic() + timeout
+    while read_holder(state_file(data_dir)) is not None:
+        if time.monotonic() > deadline:
+            raise DataDirBusyError(
+                f"the sagerag serve of {data_dir} (pid {pid}) did not stop in {timeout:.0f}s"
+            )
+        time.sleep(0.05)
+    return pid
+
+
+def server_status(data_dir: Path) -> dict[str, Any] | None:
+    """What the serve of `data_dir` recorded (pid, URLs, auto-started, idle timeout) and its health
+    (models loaded), or None when no serve holds the data dir."""
+    info = read_holder(state_file(data_dir))
+    if not info:
+        return None
+    status: dict[str, Any] = {**info, "healthy": False}
+    url = info.get("runtime_url")
+    if url:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2.0) as response:
+                health = json.loads(response.read())
+            status.update(healthy=True, models_loaded=health.get("models_loaded", {}))
+        except (OSError, ValueError):
+            pass
+    return status

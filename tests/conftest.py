@@ -3,6 +3,7 @@ servers, the repository's FAQ data and an isolated CLI environment. Plain helper
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ import pytest
 from sagerag.local import LocalPinecone, LocalRuntime
 from tests import support
 from tests.subprocesses import FACT, PINECONE_KEY
+
+# CLI runs in tests use in-process services unless a test asks for the background serve (test_autoserve.py):
+# none is left running after the suite, and each test loads models where it always did.
+os.environ.setdefault("SAGERAG_SERVE_IDLE_TIMEOUT", "0")
 
 _ROUTING_VARIABLES = (
     "SAGERAG_REMOTE",

@@ -38,6 +38,7 @@ def base_env(root: Path, **extra: str) -> dict[str, str]:
         SAGERAG_DATA_DIR=str(root / "data"),
         SAGERAG_CONFIG=str(empty_config(root)),
         SAGERAG_MAX_NEW_TOKENS="4",
+        SAGERAG_SERVE_IDLE_TIMEOUT="0",  # no background serve left behind; tests/integration/test_autoserve.py
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

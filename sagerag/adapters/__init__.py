@@ -1,21 +1,53 @@
-"""Adapters: SageMaker content handlers and the LangChain objects built on them."""
+"""Adapters: SageMaker content handlers and the LangChain objects built on them.
 
-from sagerag.adapters.chat import SagemakerChatModel
-from sagerag.adapters.client import make_runtime_client, runtime_config
-from sagerag.adapters.embeddings import SagemakerEmbeddings
-from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm, make_model
-from sagerag.adapters.llama2 import (
-    EULA_ATTRIBUTE,
-    Llama2ChatContentHandler,
-    Llama2ContentHandler,
-    Llama2TGIChatContentHandler,
-    messages_to_dialog,
-    render_llama2_chat,
-)
-from sagerag.adapters.llm import SagemakerLLM
-from sagerag.adapters.messages import SagemakerMessagesChatModel
-from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
-from sagerag.adapters.tei import TEIContentHandler
+Names load on first use: the local runtime imports `adapters.client` (boto3 only) and must not pay
+for LangChain and langchain-aws, which the other modules import (about a second and a half).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagerag.adapters.chat import SagemakerChatModel
+    from sagerag.adapters.client import make_runtime_client, runtime_config
+    from sagerag.adapters.embeddings import SagemakerEmbeddings
+    from sagerag.adapters.factories import make_chat_model, make_embeddings, make_llm, make_model
+    from sagerag.adapters.llama2 import (
+        EULA_ATTRIBUTE,
+        Llama2ChatContentHandler,
+        Llama2ContentHandler,
+        Llama2TGIChatContentHandler,
+        messages_to_dialog,
+        render_llama2_chat,
+    )
+    from sagerag.adapters.llm import SagemakerLLM
+    from sagerag.adapters.messages import SagemakerMessagesChatModel
+    from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
+    from sagerag.adapters.tei import TEIContentHandler
+
+_LAZY = {
+    "SagemakerChatModel": "sagerag.adapters.chat",
+    "make_runtime_client": "sagerag.adapters.client",
+    "runtime_config": "sagerag.adapters.client",
+    "SagemakerEmbeddings": "sagerag.adapters.embeddings",
+    "make_chat_model": "sagerag.adapters.factories",
+    "make_embeddings": "sagerag.adapters.factories",
+    "make_llm": "sagerag.adapters.factories",
+    "make_model": "sagerag.adapters.factories",
+    "EULA_ATTRIBUTE": "sagerag.adapters.llama2",
+    "Llama2ChatContentHandler": "sagerag.adapters.llama2",
+    "Llama2ContentHandler": "sagerag.adapters.llama2",
+    "Llama2TGIChatContentHandler": "sagerag.adapters.llama2",
+    "messages_to_dialog": "sagerag.adapters.llama2",
+    "render_llama2_chat": "sagerag.adapters.llama2",
+    "SagemakerLLM": "sagerag.adapters.llm",
+    "SagemakerMessagesChatModel": "sagerag.adapters.messages",
+    "MiniLMContentHandler": "sagerag.adapters.minilm",
+    "mean_pool": "sagerag.adapters.minilm",
+    "TEIContentHandler": "sagerag.adapters.tei",
+}
 
 __all__ = [
     "EULA_ATTRIBUTE",
@@ -38,3 +70,15 @@ __all__ = [
     "render_llama2_chat",
     "runtime_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -64,10 +65,16 @@ def _pipeline(
     data_dir: Path | None = None, namespace: str | None = None, quiet: bool = False, reader: bool = False
 ) -> Any:
     """The wired pipeline; `reader=True` (ask) refuses a missing or empty index instead of creating it."""
+    from sagerag.autoserve import start_soon
+    from sagerag.config import load_settings
+
+    settings = load_settings(data_dir=data_dir, pinecone_namespace=namespace)
+    if settings.is_local:
+        start_soon(settings.data_dir, settings.serve_idle_timeout)  # while the libraries below import
     from sagerag.ingest import namespace_vector_count
     from sagerag.pipeline import from_settings
 
-    pipeline = from_settings(data_dir=data_dir, pinecone_namespace=namespace, create_index=not reader)
+    pipeline = from_settings(settings, create_index=not reader, autoserve=True)
     try:
         if reader and not namespace_vector_count(pipeline.store):
             ns = (
@@ -154,10 +161,25 @@ def cmd_serve(
     host: Annotated[
         str, typer.Option(help="Address to bind (loopback only unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="SageMaker Runtime port.")] = 8080,
-    pinecone_port: Annotated[int, typer.Option(help="Pinecone API port.")] = 5080,
+    port: Annotated[int, typer.Option(help="SageMaker Runtime port (0: a free one).")] = 8080,
+    pinecone_port: Annotated[int, typer.Option(help="Pinecone API port (0: a free one).")] = 5080,
     allow_remote: Annotated[bool, typer.Option(help="Allow binding a non-loopback address.")] = False,
     data_dir: DataDir = None,
+    idle_timeout: Annotated[
+        float, typer.Option(min=0, help="Exit after this many seconds without a request (0: never).")
+    ] = 0.0,
+    warm: Annotated[
+        bool, typer.Option("--warm", help="Load the embedding model at once instead of on first use.")
+    ] = False,
+    status: Annotated[
+        bool,
+        typer.Option("--status", help="Show the serve of the data dir (started by you or by ask) and exit."),
+    ] = False,
+    stop_running: Annotated[
+        bool,
+        typer.Option("--stop", help="Stop the serve of the data dir (e.g. the background one) and exit."),
+    ] = False,
+    as_json: JsonFlag = False,
     latency_ms: Annotated[
         float, typer.Option(help="Added latency per invocation (simulates a network hop).")
     ] = 0.0,
@@ -176,39 +198,118 @@ def cmd_serve(
 
     Point boto3 at it with endpoint_url="http://127.0.0.1:8080" (or AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and the
     pinecone SDK with Pinecone(host="http://127.0.0.1:5080"). Other sagerag commands on this machine use it
-    automatically, so models stay warm between them.
+    automatically, so models stay warm between them; without one, ask/batch/ingest start one in the
+    background that exits when idle (SAGERAG_SERVE_IDLE_TIMEOUT, 0 turns that off).
     """
     from sagerag.config import load_settings
-    from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
-    from sagerag.local._server import check_bind_host
     from sagerag.serve_state import record_urls, serving
 
     settings = load_settings(data_dir=data_dir)
+    if status or stop_running:
+        _serve_control(settings.data_dir, stop_running, as_json)
+        return
+    from sagerag.local._server import check_bind_host
+
     check_bind_host(host, allow_remote)  # refuses non-loopback addresses before anything binds
     _check_port_free(host, port, "--port")
     _check_port_free(host, pinecone_port, "--pinecone-port")
-    faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    # Claim the data dir before binding ports, so a second serve on it names the first instead of
-    # failing on a port, or (on other ports) sharing the store and later deleting the first's state.
+    # Claim the data dir before binding ports (and before the slower imports, so that a command starting
+    # a background serve waits for as little as possible), so a second serve on it names the first
+    # instead of failing on a port, or (on other ports) sharing the store and later deleting its state.
     with serving(settings.data_dir) as held:
+        from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
+
+        faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
         runtime = LocalRuntime(host, port, faults=faults, allow_remote=allow_remote)
         pinecone = LocalPinecone(
             settings.data_dir / "pinecone", host, pinecone_port, allow_remote=allow_remote
         )
         with runtime, pinecone:
-            record_urls(held, settings.data_dir, runtime.endpoint_url, pinecone.host)
+            record_urls(
+                held,
+                settings.data_dir,
+                runtime.endpoint_url,
+                pinecone.host,
+                idle_timeout=idle_timeout,
+            )
             _output.info(
                 f"SageMaker Runtime API: {runtime.endpoint_url}  (endpoints: {', '.join(runtime.app.endpoints)})"
             )
             _output.info(f"Pinecone API:          {pinecone.host}  (data in {pinecone.data_dir})")
             if faults.active:
                 _output.info(f"fault injection: {faults}")
-            _output.info("Ctrl-C to stop")
-            stop.wait()
+            if warm:
+                threading.Thread(target=_warm_up, args=(runtime,), daemon=True).start()
+            if idle_timeout:
+                _output.info(f"exits after {idle_timeout:g}s without a request; Ctrl-C to stop")
+                _wait_until_idle(stop, idle_timeout, runtime, pinecone)
+            else:
+                _output.info("Ctrl-C to stop")
+                stop.wait()
     _output.info("stopped")
+
+
+def _warm_up(runtime: Any) -> None:
+    """Load the embedding model every command needs; the generator loads on the first answer."""
+    try:
+        runtime.app.registry.get("minilm")
+    except Exception as exc:  # the first request will report it to its caller
+        _output.info(f"warning: could not preload MiniLM: {exc}")
+
+
+def _wait_until_idle(stop: threading.Event, idle_timeout: float, *servers: Any) -> None:
+    """Return on a stop signal, or once no server has had a request or an open connection for
+    `idle_timeout` seconds (a long answer keeps its connection open, so it is not idle)."""
+    last = [server.activity() for server in servers]
+    idle_since = time.monotonic()
+    while not stop.wait(min(1.0, idle_timeout / 4)):
+        now = [server.activity() for server in servers]
+        if now != last or any(connections for _, connections in now):
+            last, idle_since = now, time.monotonic()
+        elif time.monotonic() - idle_since >= idle_timeout:
+            _output.info(f"idle for {idle_timeout:g}s: stopping")
+            return
+
+
+def _serve_control(data_dir: Path, stop_it: bool, as_json: bool) -> None:
+    """`serve --status` / `serve --stop`: the serve of `data_dir`, whoever started it."""
+    from sagerag.autoserve import log_path
+    from sagerag.serve_state import server_status, stop_server
+
+    info = server_status(data_dir)
+    if stop_it:
+        pid = stop_server(data_dir) if info else None
+        if as_json:
+            _output.print_json({"stopped": pid is not None, "pid": pid, "data_dir": str(data_dir)})
+        else:
+            _output.console.print(
+                f"stopped the sagerag serve of {data_dir} (pid {pid})"
+                if pid
+                else f"no sagerag serve runs for {data_dir}",
+                markup=False,
+            )
+        return
+    if as_json:
+        _output.print_json({"running": info is not None, **(info or {}), "log": str(log_path(data_dir))})
+        return
+    if info is None:
+        _output.console.print(f"no sagerag serve runs for {data_dir}", markup=False)
+        return
+    idle = float(info.get("idle_timeout") or 0)
+    how = f"exits after {idle:g}s without a request" if idle else "runs until stopped"
+    if log_path(data_dir).exists():
+        how += f"; background log: {log_path(data_dir)}"
+    models = ", ".join(sorted(info.get("models_loaded", {}))) or "none yet"
+    _output.console.print(
+        f"sagerag serve pid {info.get('pid')} for {data_dir} ({how})\n"
+        f"  SageMaker Runtime API: {info.get('runtime_url', 'starting')}\n"
+        f"  Pinecone API:          {info.get('pinecone_host', 'starting')}\n"
+        f"  models loaded: {models}{'' if info.get('healthy') else ' (not answering its health check)'}",
+        markup=False,
+    )
 
 
 def _check_port_free(host: str, port: int, option: str) -> None:

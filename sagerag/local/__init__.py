@@ -2,10 +2,43 @@
 
 Two emulators, one per service: `sagemaker/` (the Runtime API backed by real small models) and
 `pinecone/` (the Pinecone API backed by SQLite). Nothing outside `sagerag.local` depends on it except
-`pipeline.py`, which chooses local or remote.
+`pipeline.py`, which chooses local or remote. Names load on first use, so a command that talks to a
+running serve (or one that only needs `default_api_key`) does not import both servers.
 """
 
-from sagerag.local.pinecone import LocalPinecone
-from sagerag.local.sagemaker import DEFAULT_ENDPOINTS, FaultConfig, LocalEndpoint, LocalRuntime
+from __future__ import annotations
 
-__all__ = ["DEFAULT_ENDPOINTS", "FaultConfig", "LocalEndpoint", "LocalPinecone", "LocalRuntime"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagerag.local.pinecone import LocalPinecone
+    from sagerag.local.sagemaker import DEFAULT_ENDPOINTS, FaultConfig, LocalEndpoint, LocalRuntime
+
+_LAZY = {
+    "LocalPinecone": "sagerag.local.pinecone",
+    "DEFAULT_ENDPOINTS": "sagerag.local.sagemaker",
+    "FaultConfig": "sagerag.local.sagemaker",
+    "LocalEndpoint": "sagerag.local.sagemaker",
+    "LocalRuntime": "sagerag.local.sagemaker",
+}
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "FaultConfig",
+    "LocalEndpoint",
+    "LocalPinecone",
+    "LocalRuntime",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -58,6 +58,11 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def activity(self) -> tuple[int, int]:
+        """(requests served so far, connections open now): a server is idle while both stay still."""
+        state = self._server.server_state
+        return state.total_requests, len(state.connections)
+
     def start(self, timeout: float = 30.0) -> BackgroundServer:
         self._thread = threading.Thread(
             target=self._server.run, name=f"sagerag-server-{self.port}", daemon=True

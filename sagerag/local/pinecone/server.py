@@ -60,6 +60,10 @@ class LocalPinecone:
         service: PineconeService = self._app.state.pinecone_service
         return service
 
+    def activity(self) -> tuple[int, int]:
+        """(requests served, connections open): see `BackgroundServer.activity` (idle shutdown of serve)."""
+        return self._server.activity() if self._server is not None else (0, 0)
+
     def start(self) -> LocalPinecone:
         if self._server is None:
             self._app = create_app(self.data_dir, self.api_key)

@@ -1,7 +1,40 @@
-"""The SageMaker Runtime API on loopback: real MiniLM and SmolLM2 behind the real container formats."""
+"""The SageMaker Runtime API on loopback: real MiniLM and SmolLM2 behind the real container formats.
 
-from sagerag.local.sagemaker.app import DEFAULT_ENDPOINTS, LocalEndpoint
-from sagerag.local.sagemaker.faults import FaultConfig
-from sagerag.local.sagemaker.server import LocalRuntime
+Names load on first use: a client of a running serve needs only `server.local_runtime_client`.
+"""
 
-__all__ = ["DEFAULT_ENDPOINTS", "FaultConfig", "LocalEndpoint", "LocalRuntime"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagerag.local.sagemaker.app import DEFAULT_ENDPOINTS, LocalEndpoint
+    from sagerag.local.sagemaker.faults import FaultConfig
+    from sagerag.local.sagemaker.server import LocalRuntime
+
+_LAZY = {
+    "DEFAULT_ENDPOINTS": "sagerag.local.sagemaker.app",
+    "LocalEndpoint": "sagerag.local.sagemaker.app",
+    "FaultConfig": "sagerag.local.sagemaker.faults",
+    "LocalRuntime": "sagerag.local.sagemaker.server",
+}
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "FaultConfig",
+    "LocalEndpoint",
+    "LocalRuntime",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -108,6 +108,10 @@ class LocalRuntime:
         """A boto3 `sagemaker-runtime` client for this server (timeouts and retries as sagerag sets them)."""
         return local_runtime_client(self.endpoint_url, runtime_config(**config) if config else None)
 
+    def activity(self) -> tuple[int, int]:
+        """(requests served, connections open): see `BackgroundServer.activity` (idle shutdown of serve)."""
+        return self._server.activity()
+
     def start(self) -> LocalRuntime:
         self._server.start()
         return self

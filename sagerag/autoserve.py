@@ -1,0 +1,135 @@
+"""The background `sagerag serve` that `ask`, `batch` and `ingest` start on first use, to keep models warm.
+
+Without it every command loads MiniLM (and, to answer, SmolLM2) again: several seconds before it does
+anything. The first command of a data directory starts `sagerag serve --idle-timeout N --warm` detached,
+on free loopback ports, logging to `DATA_DIR/serve.log`; it and every later command then find it as they
+find a serve the user started (`serve_state.running_server`). It exits after N seconds without a request
+(`SAGERAG_SERVE_IDLE_TIMEOUT`; 0 or `off` starts none), and `sagerag serve --stop` stops it.
+
+One per data directory: the serve's own lock on `serve.json` makes a second one refuse, and a start lock
+(`serve.start.lock`) makes two first commands start one between them. A serve that crashed released its
+lock, so the next command starts a new one. The start runs in a thread (`start_soon`) while the command
+imports its libraries, and the serve loads MiniLM while the command gets ready, so the first command does
+not wait longer than it would loading the models itself; if the serve cannot start, the command says so
+and uses in-process services as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+from sagerag.locks import hold, read_holder
+from sagerag.serve_state import ServeState, running_server, state_file
+
+START_LOCK = "serve.start.lock"
+LOG_FILE = "serve.log"
+"""In the data directory: the background serve's output (kept to about LOG_MAX_BYTES, one old copy)."""
+LOG_MAX_BYTES = 1_000_000
+START_TIMEOUT = 60.0
+"""How long a command waits for a starting serve before it gives up and loads the models itself."""
+
+logger = logging.getLogger(__name__)
+_pending: dict[Path, Future[subprocess.Popen[bytes] | None]] = {}
+
+
+def log_path(data_dir: Path) -> Path:
+    return data_dir / LOG_FILE
+
+
+def _spawn(data_dir: Path, idle_timeout: float, warm: bool) -> subprocess.Popen[bytes]:
+    """`sagerag serve` detached from this process (own session: Ctrl-C here does not stop it)."""
+    log = log_path(data_dir)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if log.exists() and log.stat().st_size > LOG_MAX_BYTES:
+        log.replace(log.with_name(LOG_FILE + ".1"))
+    command = [
+        sys.executable,
+        "-m",
+        "sagerag",
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        "0",
+        "--pinecone-port",
+        "0",
+        "--idle-timeout",
+        f"{idle_timeout:g}",
+        *(["--warm"] if warm else []),
+    ]
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _claim_and_spawn(data_dir: Path, idle_timeout: float, warm: bool) -> subprocess.Popen[bytes] | None:
+    """Start a serve unless one holds (or is claiming) `data_dir`; returns once the new one holds it.
+
+    Under the start lock, so of two commands starting at once only the first spawns; the second sees the
+    serve's claim on `serve.json` and waits for that serve instead."""
+    with hold(data_dir / START_LOCK, {"purpose": "starting a background sagerag serve"}, wait=True):
+        if read_holder(state_file(data_dir)) is not None:
+            return None  # running, or starting: use that one
+        proc = _spawn(data_dir, idle_timeout, warm)
+        deadline = time.monotonic() + START_TIMEOUT
+        while read_holder(state_file(data_dir)) is None and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        return proc
+
+
+def start_soon(data_dir: Path, idle_timeout: float, warm: bool = True) -> None:
+    """Begin starting the background serve in a thread: the caller's imports overlap its start-up."""
+    key = data_dir.resolve()
+    if idle_timeout <= 0 or key in _pending:
+        return
+    future: Future[subprocess.Popen[bytes] | None] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_claim_and_spawn(data_dir, idle_timeout, warm))
+        except BaseException as exc:  # reported by ensure_server, in the caller's thread
+            future.set_exception(exc)
+
+    _pending[key] = future
+    threading.Thread(target=run, name="sagerag-autoserve", daemon=True).start()
+
+
+def ensure_server(
+    data_dir: Path, idle_timeout: float, warm: bool = True, timeout: float = START_TIMEOUT
+) -> ServeState | None:
+    """The serve of `data_dir`, started in the background if there is none; None when it cannot start
+    (logged as a warning naming the log file; the caller then runs the services in-process).
+
+    `warm`: the new serve loads MiniLM at once, which every command needs, while the command gets ready."""
+    state = running_server(data_dir)
+    if state is not None or idle_timeout <= 0:
+        return state
+    future = _pending.pop(data_dir.resolve(), None)
+    try:
+        proc = future.result() if future is not None else _claim_and_spawn(data_dir, idle_timeout, warm)
+    except OSError as exc:
+        logger.warning("could not start a background sagerag serve (%s); loading the models here", exc)
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = running_server(data_dir)
+        if state is not None:
+            return state
+        if read_holder(state_file(data_dir)) is None and (proc is None or proc.poll() is not None):
+            break  # nobody serves this data dir, nor is starting to
+        time.sleep(0.05)
+    logger.warning(
+        "the background sagerag serve did not start (see %s); loading the models here. "
+        "SAGERAG_SERVE_IDLE_TIMEOUT=0 turns it off",
+        log_path(data_dir),
+    )
+    return None

@@ -1,0 +1,125 @@
+"""The background `sagerag serve` that ask/batch/ingest start on first use (sagerag/autoserve.py).
+
+Most tests start it through `ensure_server(..., warm=False)`, so the serve loads no model; one test runs the
+real commands, where the serve loads MiniLM once for both of them. Every serve started here is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sagerag.autoserve import ensure_server, log_path
+from sagerag.locks import read_holder
+from sagerag.serve_state import running_server, server_status, state_file, stop_server
+from tests.subprocesses import short_rows, write_faq
+from tests.support import run_cli
+
+
+@pytest.fixture
+def data_dir(cli_env: Path) -> Iterator[Path]:
+    """A private data dir; whatever serve a test started for it is stopped afterwards."""
+    try:
+        yield cli_env
+    finally:
+        stop_server(cli_env)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:  # our own child that exited is a zombie until reaped
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return False
+
+
+def test_ask_starts_a_serve_that_the_next_command_reuses_and_stop_stops_it(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "120")
+    corpus = write_faq(tmp_path / "faq.csv", short_rows(5, "gadget"))
+    code, _, err = run_cli(capsys, "ingest", str(corpus))
+    assert code == 0, err
+    assert "a running `sagerag serve`" in err
+    first = running_server(data_dir)
+    assert first is not None
+    code, out, err = run_cli(capsys, "ask", "What is the capital of France?")
+    assert code == 0, err
+    assert "abstained" in out and "a running `sagerag serve`" in err
+    second = running_server(data_dir)
+    assert second is not None and second.pid == first.pid  # reused, not a second serve
+    status = server_status(data_dir)
+    assert status is not None
+    # The gate refused the question: the generator was never loaded, in the serve or here.
+    assert set(status["models_loaded"]) == {"minilm"}
+    assert float(status["idle_timeout"]) == 120
+    code, out, _ = run_cli(capsys, "serve", "--status")
+    assert (
+        code == 0 and str(first.pid) in out and "exits after 120s" in out and str(log_path(data_dir)) in out
+    )
+    assert "SageMaker Runtime API" in log_path(data_dir).read_text()  # its output goes to the log
+    code, out, _ = run_cli(capsys, "serve", "--stop")
+    assert code == 0 and f"pid {first.pid}" in out
+    assert read_holder(state_file(data_dir)) is None
+    code, out, _ = run_cli(capsys, "serve", "--status")
+    assert code == 0 and "no sagerag serve runs" in out
+
+
+def test_disabled_setting_starts_no_background_process(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "off")
+    corpus = write_faq(tmp_path / "faq.csv", short_rows(3, "widget"))
+    code, _, err = run_cli(capsys, "ingest", str(corpus))
+    assert code == 0, err
+    assert "embedded local services" in err
+    assert read_holder(state_file(data_dir)) is None and not log_path(data_dir).exists()
+
+
+def test_idle_timeout_stops_the_serve(data_dir: Path) -> None:
+    state = ensure_server(data_dir, idle_timeout=1, warm=False)
+    assert state is not None
+    deadline = time.monotonic() + 30
+    while read_holder(state_file(data_dir)) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert read_holder(state_file(data_dir)) is None, "the serve did not exit when idle"
+    while not _gone(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(state.pid)
+    assert "idle for 1s: stopping" in log_path(data_dir).read_text()
+
+
+def test_stale_state_of_a_dead_serve_is_replaced(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True)
+    dead = {"runtime_url": "http://127.0.0.1:9", "pinecone_host": "http://127.0.0.1:9", "pid": 2**22 + 1}
+    state_file(data_dir).write_text(json.dumps({**dead, "data_dir": str(data_dir)}))
+    state = ensure_server(data_dir, idle_timeout=60, warm=False)
+    assert state is not None and state.pid != dead["pid"]
+    assert state.runtime_url != dead["runtime_url"]
+    assert running_server(data_dir) == state
+
+
+def test_two_first_commands_start_one_serve(data_dir: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from sagerag.autoserve import ensure_server; "
+        "state = ensure_server(Path(sys.argv[1]), idle_timeout=60, warm=False); "
+        "print(state.pid if state else 'none')"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    pids = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+    assert pids[0] == pids[1] and pids[0].isdigit(), pids
+    log = log_path(data_dir).read_text()
+    assert log.count("SageMaker Runtime API") == 1 and "already serves" not in log, log
