@@ -51,6 +51,11 @@ from sagerag.local.sagemaker.simulated import (
 )
 from sagerag.stores import PineconeStore, ensure_index
 
+with warnings.catch_warnings():  # imported here, not in the timed run (it takes seconds on a busy machine)
+    warnings.simplefilter("ignore")
+    from langchain_community.embeddings import SagemakerEndpointEmbeddings
+    from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler
+
 DISTINCT = 2000
 """Distinct texts recorded; larger corpora repeat them under new ids (the endpoint's work is the same)."""
 ENDPOINTS = ("toolkit", "toolkit-free", "tei")
@@ -140,11 +145,6 @@ def tutorial_loop(client: Any, index: Any, endpoint: str, texts: list[str], name
 
 
 def stock(client: Any, index: Any, endpoint: str, texts: list[str], namespace: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from langchain_community.embeddings import SagemakerEndpointEmbeddings
-        from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler
-
     class Handler(EmbeddingsContentHandler):
         content_type = "application/json"
         accepts = "application/json"
