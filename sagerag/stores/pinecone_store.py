@@ -66,7 +66,7 @@ class PineconeStore(VectorStore):
         metric: str | None = None,
         max_workers: int = 4,
         max_attempts: int = 5,
-        embed_batch_size: int = 512,
+        embed_batch_size: int = 256,
         sparse: BM25Stats | None = None,
         alpha: float = 1.0,
         index_name: str | None = None,
