@@ -146,7 +146,7 @@ def main() -> None:
         "--toolkit-batch", type=float, default=4.4, help="texts a token-level request (the 5 MB budget's cut)"
     )
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--embed-chunk", type=int, default=512, help="PineconeStore.embed_batch_size")
+    parser.add_argument("--embed-chunk", type=int, default=256, help="PineconeStore.embed_batch_size")
     parser.add_argument(
         "--serial-ms",
         type=float,
