@@ -59,6 +59,10 @@ with warnings.catch_warnings():  # imported here, not in the timed run (it takes
 DISTINCT = 2000
 """Distinct texts recorded; larger corpora repeat them under new ids (the endpoint's work is the same)."""
 ENDPOINTS = ("toolkit", "toolkit-free", "tei")
+INGEST_BATCH = 0
+"""`ingest_documents(batch_size=)` for the sagerag way (`--ingest-batch`; 0: its default)."""
+EMBED_CHUNK = 0
+"""`PineconeStore(embed_batch_size=)` for the sagerag way (`--embed-chunk`; 0: its default)."""
 WAYS = ("tutorial loop", "stock integration", "sagerag")
 
 
@@ -173,12 +177,14 @@ def sagerag_way(
     client: Any, index: Any, endpoint: str, texts: list[str], namespace: str, **fields: Any
 ) -> None:
     """What `sagerag ingest` runs: the ledger-backed, idempotent `ingest_documents` over `PineconeStore`."""
+    batching = {"batch_size": INGEST_BATCH} if INGEST_BATCH else {}
+    chunking = {"embed_batch_size": EMBED_CHUNK} if EMBED_CHUNK else {}
     store = PineconeStore(
-        index, SagemakerEmbeddings(endpoint_name=endpoint, client=client, **fields), namespace
+        index, SagemakerEmbeddings(endpoint_name=endpoint, client=client, **fields), namespace, **chunking
     )
     docs = [Document(page_content=t, metadata={"source": f"bench#{i}"}) for i, t in enumerate(texts)]
     with tempfile.TemporaryDirectory() as tmp:
-        ingest_documents(docs, store, Path(tmp) / "records.db", namespace)
+        ingest_documents(docs, store, Path(tmp) / "records.db", namespace, **batching)
 
 
 @dataclass
@@ -215,7 +221,15 @@ def main() -> None:
     parser.add_argument(
         "--max-concurrency", type=int, default=None, help="sagerag requests in flight (default: its own)"
     )
+    parser.add_argument(
+        "--ingest-batch", type=int, default=0, help="ingest_documents batch_size (0: default)"
+    )
+    parser.add_argument(
+        "--embed-chunk", type=int, default=0, help="PineconeStore embed_batch_size (0: default)"
+    )
     args = parser.parse_args()
+    global INGEST_BATCH, EMBED_CHUNK
+    INGEST_BATCH, EMBED_CHUNK = args.ingest_batch, args.embed_chunk
 
     def timing(kind: str, rtt: float, instances: int) -> tuple[bool, RemoteTiming]:
         per_byte = {
