@@ -309,7 +309,7 @@ def ingest_documents(
     records_db: Path,
     records_namespace: str,
     prune: bool = False,
-    batch_size: int = 64,
+    batch_size: int = 512,
     progress: Callable[[int], None] | None = None,
     sparse_stats: Path | None = None,
     on_wait: Callable[[HolderInfo], None] | None = None,
@@ -321,6 +321,10 @@ def ingest_documents(
     run (`on_wait` is told when another ingest has it), so the counts are what this run wrote.
     LangChain's indexing API counts a changed document as one added and one deleted (ids are content
     hashes); we report it as updated: an old key of a source that is still present, replaced by a new one.
+    `batch_size` documents go to the store at a time, and the ledger is written after each batch: large
+    enough for the store to embed one chunk while it upserts the previous one with several requests in
+    flight (64 gave a TEI endpoint two requests at a time), small enough that a killed ingest redoes
+    little (docs/benchmarks.md, "Ingestion throughput").
     """
     from langchain_core.indexing import index
 

@@ -1,19 +1,26 @@
 """Ingestion throughput against a simulated remote GPU endpoint: the tutorial loop vs the stock LangChain
 integration vs sagerag, each as a share of what the endpoint could serve.
 
-The endpoint answers with real MiniLM token vectors (recorded once per text) and spends the time a remote
-endpoint would (`sagerag.local.sagemaker.simulated.RemoteTiming`: round trip, per-request and per-token
-service time, `instances` model servers with a queue). So the client side is measured, not the emulator's
-CPU. Pinecone upserts go to the local Pinecone, included in every way's time.
+The endpoint answers with real MiniLM output (recorded once per text) and spends the time a remote
+endpoint would (`sagerag.local.sagemaker.simulated.RemoteTiming`: round trip, per-request, per-token and
+per-response-byte service time, `instances` model servers with a queue). It runs in a child process with
+the local Pinecone, so this process is the client alone: its CPU time is the client's.
 
+Endpoints (`--endpoints`):
+- toolkit: token-level `feature-extraction` (Hugging Face inference toolkit), its JSON writing timed;
+- toolkit-free: the same answers with JSON writing free (the issue's model: round trip + request + token);
+- tei: pooled vectors (TEI), only sagerag runs against it (`TEIContentHandler`).
+
+Ways:
 1. tutorial loop: batches of 2, one request at a time, mean pooling, one upsert per batch
 2. stock: langchain-community `SagemakerEndpointEmbeddings` (chunk 64, sequential) + sequential upserts of 100
-3. sagerag: `PineconeStore.add_texts` over `SagemakerEmbeddings` (batching, concurrency, parallel upserts)
+3. sagerag: `ingest_documents` (what `sagerag ingest` runs: ledger, `PineconeStore`, `SagemakerEmbeddings`)
 
-The endpoint's capacity (all instances busy with sagerag's batch size) is the physical limit of a run.
-The tutorial loop is slow by design: above `--loop-cap` texts it is timed on that many and its rate used.
+Capacity is the endpoint's throughput at sagerag's own batches (all instances busy): texts x instances /
+the service time the sagerag run used (counted by the endpoint). The two sequential ways' rates do not
+depend on corpus size; they are timed once per endpoint setting on `--seq-cap` texts.
 
-Run: python scripts/bench_ingest.py [--texts 2000 20000] [--rtt-ms 0 30 100] [--instances 1 4]
+Run: nice -n 10 python scripts/bench_ingest.py [--texts 2000 20000] [--rtt-ms 0 30 100] [--instances 1 4]
 (prints tables; measures, asserts nothing)
 """
 
@@ -21,24 +28,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from _bench_common import faq_answers, machine_lines, print_table
+from langchain_core.documents import Document
 
-from sagerag.adapters import SagemakerEmbeddings
-from sagerag.local import LocalPinecone, LocalRuntime
-from sagerag.local.sagemaker.containers import FeatureExtraction
-from sagerag.local.sagemaker.models import shared_registry
-from sagerag.local.sagemaker.simulated import RemoteTiming, SimulatedFeatureExtraction
+from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
+from sagerag.ingest import ingest_documents
+from sagerag.local.sagemaker.simulated import (
+    TEI_JSON_S_PER_BYTE,
+    TOOLKIT_JSON_S_PER_BYTE,
+    RemoteTiming,
+)
 from sagerag.stores import PineconeStore, ensure_index
+
+with warnings.catch_warnings():  # imported here, not in the timed run (it takes seconds on a busy machine)
+    warnings.simplefilter("ignore")
+    from langchain_community.embeddings import SagemakerEndpointEmbeddings
+    from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler
 
 DISTINCT = 2000
 """Distinct texts recorded; larger corpora repeat them under new ids (the endpoint's work is the same)."""
+ENDPOINTS = ("toolkit", "toolkit-free", "tei")
+INGEST_BATCH = 0
+"""`ingest_documents(batch_size=)` for the sagerag way (`--ingest-batch`; 0: its default)."""
+EMBED_CHUNK = 0
+"""`PineconeStore(embed_batch_size=)` for the sagerag way (`--embed-chunk`; 0: its default)."""
+WAYS = ("tutorial loop", "stock integration", "sagerag")
 
 
 def corpus(n: int) -> list[str]:
@@ -50,11 +75,68 @@ def corpus(n: int) -> list[str]:
     return [distinct[i % len(distinct)] for i in range(n)]
 
 
-def tutorial_loop(client: Any, index: Any, texts: list[str], namespace: str) -> None:
+def endpoint_name(kind: str, rtt_ms: float, instances: int) -> str:
+    return f"{kind}-{rtt_ms:g}ms-{instances}"
+
+
+# -- the server side: a child process --------------------------------------------------------------------
+def serve(
+    conn: Connection,
+    texts: list[str],
+    specs: dict[str, tuple[bool, RemoteTiming]],
+    cache: Path | None = None,
+) -> None:
+    """Record the answers, serve every simulated endpoint and a local Pinecone; answer counter queries."""
+    from sagerag.local import LocalPinecone, LocalRuntime
+    from sagerag.local.sagemaker.containers import FeatureExtraction
+    from sagerag.local.sagemaker.models import shared_registry
+    from sagerag.local.sagemaker.simulated import SimulatedFeatureExtraction
+
+    recorder = SimulatedFeatureExtraction(FeatureExtraction(shared_registry().get("minilm")), RemoteTiming())
+    started = time.perf_counter()
+    if cache is not None and cache.exists():
+        recorder.load(cache)
+    recorder.record(texts)
+    if cache is not None:
+        recorder.save(cache)
+    recorded_s = time.perf_counter() - started
+    # The stock class sends chunks of 64 texts, whose token-level responses SageMaker would refuse (over
+    # 6 MB); the cap is lifted so its row still measures that class's throughput.
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        LocalRuntime(max_response_bytes=2**31) as runtime,
+        LocalPinecone(tmp) as pinecone,
+    ):
+        endpoints = {}
+        for name, (pooled, timing) in specs.items():
+            endpoints[name] = recorder.retimed(timing, pooled=pooled)
+            runtime.install(name, endpoints[name])
+        toolkit = recorder.retimed(RemoteTiming(), pooled=False)
+        conn.send(
+            {
+                "runtime": runtime.url,
+                "pinecone": pinecone.url,
+                "api_key": pinecone.api_key,
+                "recorded_s": recorded_s,
+                "tokens": {t: recorder.tokens(t) for t in texts},
+                "bytes": {t: toolkit.response_bytes(t) for t in texts},
+            }
+        )
+        while True:
+            command, name = conn.recv()
+            if command == "stop":
+                return
+            endpoint = endpoints[name]
+            conn.send((endpoint.requests, endpoint.texts, endpoint.busy_s))
+            endpoint.requests, endpoint.texts, endpoint.busy_s = 0, 0, 0.0
+
+
+# -- the client side: the three ways ----------------------------------------------------------------------
+def tutorial_loop(client: Any, index: Any, endpoint: str, texts: list[str], namespace: str) -> None:
     for start in range(0, len(texts), 2):
         batch = texts[start : start + 2]
         response = client.invoke_endpoint(
-            EndpointName="minilm", Body=json.dumps({"inputs": batch}), ContentType="application/json"
+            EndpointName=endpoint, Body=json.dumps({"inputs": batch}), ContentType="application/json"
         )
         vectors = [np.asarray(item[0]).mean(axis=0) for item in json.loads(response["Body"].read())]
         index.upsert(
@@ -66,12 +148,7 @@ def tutorial_loop(client: Any, index: Any, texts: list[str], namespace: str) -> 
         )
 
 
-def stock(client: Any, index: Any, texts: list[str], namespace: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from langchain_community.embeddings import SagemakerEndpointEmbeddings
-        from langchain_community.embeddings.sagemaker_endpoint import EmbeddingsContentHandler
-
+def stock(client: Any, index: Any, endpoint: str, texts: list[str], namespace: str) -> None:
     class Handler(EmbeddingsContentHandler):
         content_type = "application/json"
         accepts = "application/json"
@@ -82,7 +159,7 @@ def stock(client: Any, index: Any, texts: list[str], namespace: str) -> None:
         def transform_output(self, output: Any) -> list[list[float]]:
             return [np.asarray(item[0]).mean(axis=0).tolist() for item in json.loads(output.read())]
 
-    embeddings = SagemakerEndpointEmbeddings(client=client, endpoint_name="minilm", content_handler=Handler())
+    embeddings = SagemakerEndpointEmbeddings(client=client, endpoint_name=endpoint, content_handler=Handler())
     vectors = embeddings.embed_documents(texts, chunk_size=64)
     for start in range(0, len(texts), 100):
         index.upsert(
@@ -96,107 +173,216 @@ def stock(client: Any, index: Any, texts: list[str], namespace: str) -> None:
         )
 
 
-def sagerag_way(client: Any, index: Any, texts: list[str], namespace: str) -> None:
-    store = PineconeStore(index, SagemakerEmbeddings(endpoint_name="minilm", client=client), namespace)
-    store.add_texts(texts, [{"source": f"bench#{i}"} for i in range(len(texts))])
+def sagerag_way(
+    client: Any, index: Any, endpoint: str, texts: list[str], namespace: str, **fields: Any
+) -> None:
+    """What `sagerag ingest` runs: the ledger-backed, idempotent `ingest_documents` over `PineconeStore`."""
+    batching = {"batch_size": INGEST_BATCH} if INGEST_BATCH else {}
+    chunking = {"embed_batch_size": EMBED_CHUNK} if EMBED_CHUNK else {}
+    store = PineconeStore(
+        index, SagemakerEmbeddings(endpoint_name=endpoint, client=client, **fields), namespace, **chunking
+    )
+    docs = [Document(page_content=t, metadata={"source": f"bench#{i}"}) for i, t in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        ingest_documents(docs, store, Path(tmp) / "records.db", namespace, **batching)
 
 
-WAYS = {"tutorial loop": tutorial_loop, "stock integration": stock, "sagerag": sagerag_way}
+@dataclass
+class Row:
+    texts: int
+    rtt_ms: float
+    instances: int
+    endpoint: str
+    way: str
+    rate: float
+    """Texts per second, end to end (embedding and upserts)."""
+    cpu: float
+    """Client CPU seconds per wall second (1.0 = one core busy)."""
+    requests: int
+    timed: int
+    capacity: float = 0.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--texts", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--rtt-ms", type=float, nargs="+", default=[0, 30, 100])
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
+    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     parser.add_argument("--per-request-ms", type=float, default=RemoteTiming.per_request_s * 1000)
     parser.add_argument("--per-token-us", type=float, default=RemoteTiming.per_token_s * 1e6)
-    parser.add_argument("--loop-cap", type=int, default=2000, help="texts the tutorial loop is timed on")
-    parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=list(WAYS))
+    parser.add_argument("--toolkit-ns-per-byte", type=float, default=TOOLKIT_JSON_S_PER_BYTE * 1e9)
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="file keeping the recorded answers between runs (a pickle)"
+    )
+    parser.add_argument("--seq-cap", type=int, default=512, help="texts the two sequential ways are timed on")
+    parser.add_argument("--big-only", nargs="*", default=None, help="endpoints run above 2,000 texts")
+    parser.add_argument(
+        "--max-concurrency", type=int, default=None, help="sagerag requests in flight (default: its own)"
+    )
+    parser.add_argument(
+        "--ingest-batch", type=int, default=0, help="ingest_documents batch_size (0: default)"
+    )
+    parser.add_argument(
+        "--embed-chunk", type=int, default=0, help="PineconeStore embed_batch_size (0: default)"
+    )
     args = parser.parse_args()
+    global INGEST_BATCH, EMBED_CHUNK
+    INGEST_BATCH, EMBED_CHUNK = args.ingest_batch, args.embed_chunk
 
-    inner = FeatureExtraction(shared_registry().get("minilm"))
-    rows = []
-    # The stock row sends chunks of 64 texts, whose token-level responses SageMaker would refuse (over 6 MB);
-    # the cap is lifted so the row still measures that class's throughput.
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        LocalRuntime(max_response_bytes=2**31) as runtime,
-        LocalPinecone(tmp) as pinecone,
-    ):
-        client = runtime.client()
-        pc = pinecone.client()
-        ensure_index(pc, "bench", 384)
-        index = pc.Index(host=pc.describe_index("bench").host)
-        everything = corpus(max(args.texts))
-        recorder = SimulatedFeatureExtraction(inner, RemoteTiming())
-        started = time.perf_counter()
-        recorder.record(everything)
-        print(f"recorded {len(set(everything))} distinct texts in {time.perf_counter() - started:.0f} s")
-        mean_tokens = statistics.fmean(recorder.tokens(t) for t in set(everything))
-        for n in args.texts:
-            texts = everything[:n]
+    def timing(kind: str, rtt: float, instances: int) -> tuple[bool, RemoteTiming]:
+        per_byte = {
+            "toolkit": args.toolkit_ns_per_byte / 1e9,
+            "toolkit-free": 0.0,
+            "tei": TEI_JSON_S_PER_BYTE,
+        }
+        return kind == "tei", RemoteTiming(
+            round_trip_s=rtt / 1000,
+            per_request_s=args.per_request_ms / 1000,
+            per_token_s=args.per_token_us / 1e6,
+            instances=instances,
+            per_response_byte_s=per_byte[kind],
+        )
+
+    specs = {
+        endpoint_name(k, r, i): timing(k, r, i)
+        for k in args.endpoints
+        for r in args.rtt_ms
+        for i in args.instances
+    }
+    everything = corpus(max(args.texts))
+    distinct = list(dict.fromkeys(everything))
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=serve, args=(theirs, distinct, specs, args.cache), daemon=True)
+    child.start()
+    info = ours.recv()
+    print(f"recorded {len(distinct)} distinct texts in {info['recorded_s']:.0f} s (server process)")
+    mean_tokens = statistics.fmean(info["tokens"][t] for t in everything)
+    mean_bytes = statistics.fmean(info["bytes"][t] for t in everything)
+
+    from pinecone import Pinecone
+
+    from sagerag.local.sagemaker.server import local_runtime_client
+
+    client = local_runtime_client(info["runtime"])
+    pc = Pinecone(api_key=info["api_key"], host=info["pinecone"])
+    ensure_index(pc, "bench", 384)
+    index = pc.Index(host=pc.describe_index("bench").host)
+    fields: dict[str, Any] = {}
+    if args.max_concurrency:
+        fields["max_concurrency"] = args.max_concurrency
+
+    # Warm-up, untimed: the first large responses of a process pay for growing its buffers (the first
+    # stock run, 55 MB answers, took 10x longer than the same run later).
+    token_level = [k for k in args.endpoints if k != "tei"]
+    if token_level and set(args.ways) - {"sagerag"}:
+        first = endpoint_name(token_level[0], args.rtt_ms[0], args.instances[-1])
+        stock(client, index, first, everything[:64], "warm-up")
+        tutorial_loop(client, index, first, everything[:4], "warm-up")
+        index.delete(delete_all=True, namespace="warm-up")
+        ours.send(("counters", first))
+        ours.recv()
+
+    rows: list[Row] = []
+    sequential: dict[tuple[float, int, str, str], Row] = {}
+    for n in args.texts:
+        texts = everything[:n]
+        for kind in args.endpoints:
+            if n > DISTINCT and args.big_only is not None and kind not in args.big_only:
+                continue
             for rtt in args.rtt_ms:
                 for instances in args.instances:
-                    timing = RemoteTiming(
-                        round_trip_s=rtt / 1000,
-                        per_request_s=args.per_request_ms / 1000,
-                        per_token_s=args.per_token_us / 1e6,
-                        instances=instances,
-                    )
-                    endpoint = recorder.retimed(timing)
-                    runtime.install("minilm", endpoint)
-                    capacity = timing.capacity(
-                        mean_tokens, SagemakerEmbeddings.model_fields["batch_size"].default
-                    )
-                    for name in args.ways:
-                        timed = texts[: args.loop_cap] if name == "tutorial loop" else texts
-                        namespace = f"{name.split()[0]}-{n}-{rtt:g}-{instances}"
-                        started = time.perf_counter()
-                        WAYS[name](client, index, timed, namespace)
-                        rate = len(timed) / (time.perf_counter() - started)
+                    name = endpoint_name(kind, rtt, instances)
+                    ways = ["sagerag"] if kind == "tei" else args.ways
+                    for way in ways:
+                        key = (rtt, instances, kind, way)
+                        if way != "sagerag" and key in sequential:
+                            rows.append(Row(**{**sequential[key].__dict__, "texts": n}))
+                            continue
+                        timed = texts if way == "sagerag" else texts[: args.seq_cap]
+                        namespace = f"{way.split()[0]}-{n}-{name}"
+                        cpu, started = time.process_time(), time.perf_counter()
+                        if way == "tutorial loop":
+                            tutorial_loop(client, index, name, timed, namespace)
+                        elif way == "stock integration":
+                            stock(client, index, name, timed, namespace)
+                        elif kind == "tei":
+                            handler = TEIContentHandler()
+                            sagerag_way(
+                                client, index, name, timed, namespace, content_handler=handler, **fields
+                            )
+                        else:
+                            sagerag_way(client, index, name, timed, namespace, **fields)
+                        wall = time.perf_counter() - started
+                        cpu = (time.process_time() - cpu) / wall
                         index.delete(delete_all=True, namespace=namespace)
-                        rows.append((n, rtt, instances, name, rate, capacity, endpoint.requests))
+                        ours.send(("counters", name))
+                        requests, served, busy = ours.recv()
+                        row = Row(n, rtt, instances, kind, way, len(timed) / wall, cpu, requests, len(timed))
+                        if way == "sagerag":
+                            row.capacity = served * instances / busy
+                        else:
+                            sequential[key] = row
+                        rows.append(row)
                         print(
-                            f"  {n} texts, {rtt:g} ms, {instances} instance(s), {name}: {rate:.1f} texts/s "
-                            f"({rate / capacity:.1%} of capacity {capacity:.0f})",
+                            f"  {n} texts, {kind}, {rtt:g} ms, {instances} instance(s), {way}: "
+                            f"{row.rate:.1f} texts/s on {len(timed)}, {requests} requests, "
+                            f"client CPU {cpu:.0%} of a core"
+                            + (f", capacity {row.capacity:.0f}/s" if row.capacity else ""),
                             flush=True,
                         )
-                        endpoint.requests = 0
+    ours.send(("stop", ""))
+    child.join(30)
 
     print()
     for line in machine_lines(("langchain-community",)):
         print(line)
     print(
         f"\nSimulated endpoint: per request {args.per_request_ms:g} ms, per token {args.per_token_us:g} us, "
-        f"mean {mean_tokens:.0f} tokens per text; capacity at sagerag's batch size. Texts/s (share of capacity):\n"
+        f"toolkit JSON {args.toolkit_ns_per_byte:g} ns/byte, TEI JSON {TEI_JSON_S_PER_BYTE * 1e9:g} ns/byte; "
+        f"mean {mean_tokens:.0f} tokens and {mean_bytes / 1e6:.2f} MB of token-level answer per text.\n"
+        "Texts/s (share of the endpoint's capacity at sagerag's batches; client CPU, 100% = one core):\n"
     )
     table = []
     for n in args.texts:
-        for rtt in args.rtt_ms:
-            for instances in args.instances:
-                found = {r[3]: r for r in rows if r[:3] == (n, rtt, instances)}
-                line = [str(n), f"{rtt:g}", str(instances), f"{next(iter(found.values()))[5]:.0f}"]
-                line += [f"{found[w][4]:.1f} ({found[w][4] / found[w][5]:.0%})" for w in args.ways]
-                table.append(line)
-    print_table(["texts", "round trip ms", "instances", "capacity texts/s", *args.ways], table)
-    if {"sagerag", "tutorial loop", "stock integration"} <= set(args.ways):
-        print("\nsagerag vs the others\n")
-        ratios = []
-        for n in args.texts:
+        for kind in args.endpoints:
             for rtt in args.rtt_ms:
                 for instances in args.instances:
-                    found = {r[3]: r[4] for r in rows if r[:3] == (n, rtt, instances)}
-                    ratios.append(
-                        [
-                            str(n),
-                            f"{rtt:g}",
-                            str(instances),
-                            f"{found['sagerag'] / found['tutorial loop']:.1f}x",
-                            f"{found['sagerag'] / found['stock integration']:.1f}x",
-                        ]
-                    )
-        print_table(["texts", "round trip ms", "instances", "vs tutorial loop", "vs stock"], ratios)
+                    found = {
+                        r.way: r
+                        for r in rows
+                        if (r.texts, r.endpoint, r.rtt_ms, r.instances) == (n, kind, rtt, instances)
+                    }
+                    if "sagerag" not in found:
+                        continue
+                    capacity = found["sagerag"].capacity
+                    line = [str(n), kind, f"{rtt:g}", str(instances), f"{capacity:.0f}"]
+                    for way in args.ways:
+                        r = found.get(way)
+                        line.append(f"{r.rate:.1f} ({r.rate / capacity:.0%}; {r.cpu:.0%})" if r else "-")
+                    s = found["sagerag"]
+                    line.append(f"{s.timed / s.requests:.1f}")
+                    line += [
+                        f"{s.rate / found[w].rate:.1f}x" if w in found else "-"
+                        for w in ("tutorial loop", "stock integration")
+                    ]
+                    table.append(line)
+    print_table(
+        [
+            "texts",
+            "endpoint",
+            "round trip ms",
+            "instances",
+            "capacity texts/s",
+            *args.ways,
+            "sagerag texts/request",
+            "sagerag / loop",
+            "sagerag / stock",
+        ],
+        table,
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from langchain_core.documents import Document
@@ -167,14 +167,45 @@ class PineconeStore(VectorStore):
         if len(metadatas) != len(texts) or len(given) != len(texts):
             raise ValueError("texts, metadatas and ids must have the same length")
         final_ids = [i if i else stable_id(t, m) for t, m, i in zip(texts, metadatas, given, strict=True)]
-        records: list[dict[str, Any]] = []
-        sizes: list[int] = []
         if self.sparse is not None:
             self._require_dotproduct()
-        vectors = self._embed(texts)
-        for vector_id, text, meta, values in zip(final_ids, texts, metadatas, vectors, strict=True):
-            metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
-            metadata[self.text_key] = text
+        ns = self._ns(namespace)
+        # Ids and metadata are checked before anything is embedded or sent: bad input stores nothing.
+        for vector_id, text, meta in zip(final_ids, texts, metadatas, strict=True):
+            metadata = self._metadata(meta, text)
+            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+        # Embed chunk by chunk and upsert each chunk while the next one is embedded: the endpoint and
+        # Pinecone work at the same time instead of in turn. Returns once every upsert is acknowledged.
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
+            pending: list[Future[None]] = []
+            try:
+                for start in range(0, len(texts), self.embed_batch_size):
+                    end = start + self.embed_batch_size
+                    vectors = self._embedding.embed_documents(texts[start:end])
+                    records, sizes = self._records(
+                        final_ids[start:end], texts[start:end], metadatas[start:end], vectors
+                    )
+                    pending += [pool.submit(self._send, batch, ns) for batch in split_batches(records, sizes)]
+            except BaseException:
+                wait(pending)  # what was sent stays sent (ids are stable: a re-run overwrites it)
+                raise
+            for future in pending:
+                future.result()
+        return final_ids
+
+    def _metadata(self, meta: dict | None, text: str) -> dict[str, Any]:
+        metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
+        metadata[self.text_key] = text
+        return metadata
+
+    def _records(
+        self, ids: list[str], texts: list[str], metadatas: list[dict], vectors: list[list[float]]
+    ) -> tuple[list[dict[str, Any]], list[int]]:
+        """Pinecone records for one chunk, and each one's size (checked against the per-record limits)."""
+        records: list[dict[str, Any]] = []
+        sizes: list[int] = []
+        for vector_id, text, meta, values in zip(ids, texts, metadatas, vectors, strict=True):
+            metadata = self._metadata(meta, text)
             record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
             if self.sparse is not None:
                 metadata[VERSION_KEY] = self.sparse.version
@@ -183,8 +214,7 @@ class PineconeStore(VectorStore):
                     record["sparse_values"] = encoded.as_dict()
             sizes.append(check_record(record, str(metadata.get("source") or "") or None))
             records.append(record)
-        self._upsert(records, sizes, self._ns(namespace))
-        return final_ids
+        return records, sizes
 
     def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
         """Like the base class, but `Document.id` fills in per document where `ids` gives none."""
@@ -197,26 +227,8 @@ class PineconeStore(VectorStore):
             [d.page_content for d in documents], [dict(d.metadata) for d in documents], ids=doc_ids, **kwargs
         )
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for start in range(0, len(texts), self.embed_batch_size):
-            out.extend(self._embedding.embed_documents(texts[start : start + self.embed_batch_size]))
-        return out
-
-    def _upsert(self, records: list[dict[str, Any]], sizes: list[int], namespace: str) -> None:
-        batches = list(split_batches(records, sizes))
-        if not batches:
-            return
-
-        def send(batch: list[Any]) -> None:
-            self._call(lambda: self._index.upsert(vectors=batch, namespace=namespace))
-
-        if len(batches) == 1:
-            send(batches[0])
-            return
-        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
-            for future in [pool.submit(send, b) for b in batches]:
-                future.result()
+    def _send(self, batch: list[Any], namespace: str) -> None:
+        self._call(lambda: self._index.upsert(vectors=batch, namespace=namespace))
 
     def delete(
         self,

@@ -4,63 +4,100 @@ On a small shared machine the local MiniLM competes with the client for the same
 benchmark against it measures the emulator's compute, not the client pipeline users run against a GPU
 endpoint on another machine. This container answers with real MiniLM output, recorded once per text, and
 spends the time a remote endpoint would: half a network round trip each way, and a service time per
-request and per input token on one of `instances` model servers. Requests beyond `instances` queue, as
-they do on a real endpoint's instances.
+request, per input token and per response byte (the container writing its JSON) on one of `instances`
+model servers. Requests beyond `instances` queue, as they do on a real endpoint's instances.
+
+Two answer formats, both recorded from the same forward pass:
+- token level (`pooled=False`), as the Hugging Face inference toolkit answers `feature-extraction`: one
+  `(1, tokens, 384)` array per text, its float32 values written as Python's `json` writes them (doubles,
+  shortest repr: ~20 bytes a value), so a client parses the bytes it would really get;
+- pooled (`pooled=True`), as TEI answers: one L2-normalised mean vector per text, float32 repr.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import orjson
 
 from sagerag.local.sagemaker.containers import ContainerError, FeatureExtraction, _json_body, _np_json
 
+TOOLKIT_JSON_S_PER_BYTE = 27e-9
+"""The inference toolkit writes token vectors with Python's `json` (`.tolist()` then `json.dumps`): measured
+here at 21 ms for one 100-token answer (38,400 values, 0.79 MB), i.e. ~27 ns a byte. The toolkit does this on
+the instance's CPU, after the GPU's forward pass, for every token of every text."""
+TEI_JSON_S_PER_BYTE = 2.6e-9
+"""TEI writes pooled vectors from Rust (serde); orjson (also Rust) writes 38,400 float32 values, 0.42 MB, in
+1.1 ms here: ~2.6 ns a byte. One vector per text, so it hardly matters."""
+TEI_MAX_CLIENT_BATCH = 32
+"""TEI's default `MAX_CLIENT_BATCH_SIZE`: more inputs in one request are refused (413)."""
+
 
 @dataclass(frozen=True)
 class RemoteTiming:
-    """Service-time model of a remote embeddings endpoint (see docs/benchmarks.md for the defaults)."""
+    """Service-time model of a remote embeddings endpoint (docs/benchmarks.md derives the defaults)."""
 
     round_trip_s: float = 0.030
     """Network round trip between client and endpoint (same-region HTTPS with SigV4: tens of ms)."""
     per_request_s: float = 0.008
-    """Fixed cost of one request on the instance: HTTP handling, tokenisation, kernel launches."""
+    """Fixed cost of one request on the instance: SageMaker's front end, HTTP handling, tokenisation."""
     per_token_s: float = 0.000_005
-    """Cost of one input token: the forward pass plus writing its 384 floats as JSON."""
+    """GPU forward pass per input token (all-MiniLM-L6-v2 on an A10G-class GPU)."""
     instances: int = 1
     """Model servers behind the endpoint; each serves one request at a time."""
+    per_response_byte_s: float = 0.0
+    """Container time per response byte (writing its JSON): `TOOLKIT_JSON_S_PER_BYTE`, `TEI_JSON_S_PER_BYTE`."""
 
-    def service_s(self, tokens: int) -> float:
-        """Seconds one request of `tokens` input tokens holds an instance."""
-        return self.per_request_s + self.per_token_s * tokens
+    def service_s(self, tokens: int, response_bytes: int = 0) -> float:
+        """Seconds one request of `tokens` input tokens and `response_bytes` of answer holds an instance."""
+        return self.per_request_s + self.per_token_s * tokens + self.per_response_byte_s * response_bytes
 
-    def capacity(self, tokens_per_text: float, texts_per_request: int) -> float:
+    def capacity(
+        self, tokens_per_text: float, texts_per_request: float, bytes_per_text: float = 0.0
+    ) -> float:
         """Texts per second the endpoint can serve at most, with every instance busy."""
-        per_request = self.service_s(round(tokens_per_text * texts_per_request))
+        per_request = self.service_s(
+            round(tokens_per_text * texts_per_request), round(bytes_per_text * texts_per_request)
+        )
         return self.instances * texts_per_request / per_request
 
 
+class _Answer(NamedTuple):
+    tokens: bytes
+    """The toolkit's `(1, tokens, dim)` JSON for the text."""
+    pooled: bytes
+    """TEI's normalised mean vector, JSON."""
+    n_tokens: int
+    """Input tokens (special tokens included)."""
+
+
 class SimulatedFeatureExtraction:
-    """The ragged `feature-extraction` format, answered from recordings, timed by a `RemoteTiming`.
+    """The `feature-extraction` (or, `pooled`, TEI) format, answered from recordings, timed by a `RemoteTiming`.
 
     `record(texts)` computes and keeps each text's output ahead of a run; a text first seen in a request
     is recorded then, outside the modelled time. Counters say how the endpoint was used.
     """
 
-    def __init__(self, inner: FeatureExtraction, timing: RemoteTiming):
+    def __init__(self, inner: FeatureExtraction, timing: RemoteTiming, pooled: bool = False):
         self.inner = inner
         self.timing = timing
-        self._answers: dict[str, tuple[bytes, int]] = {}
+        self.pooled = pooled
+        self._answers: dict[str, _Answer] = {}
         self._instances = threading.BoundedSemaphore(timing.instances)
         self._lock = threading.Lock()
         self.requests = 0
+        self.texts = 0
         self.busy_s = 0.0
 
-    def retimed(self, timing: RemoteTiming) -> SimulatedFeatureExtraction:
-        """The same recordings behind another timing model (fresh counters)."""
-        other = SimulatedFeatureExtraction(self.inner, timing)
+    def retimed(self, timing: RemoteTiming, pooled: bool | None = None) -> SimulatedFeatureExtraction:
+        """The same recordings behind another timing model (and format), with fresh counters."""
+        other = SimulatedFeatureExtraction(self.inner, timing, self.pooled if pooled is None else pooled)
         other._answers = self._answers
         return other
 
@@ -70,7 +107,22 @@ class SimulatedFeatureExtraction:
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
             for text, tokens in zip(batch, self.inner.model.token_embeddings(batch), strict=True):
-                self._answers[text] = (_np_json(tokens[None, :, :]), int(tokens.shape[0]))
+                mean = tokens.mean(axis=0)
+                mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+                self._answers[text] = _Answer(
+                    # float32 values as Python floats: the toolkit's `.tolist()` + `json.dumps` bytes
+                    bytes(orjson.dumps(tokens[None].astype(np.float64), option=orjson.OPT_SERIALIZE_NUMPY)),
+                    _np_json(mean),
+                    int(tokens.shape[0]),
+                )
+
+    def save(self, path: Path) -> None:
+        """Keep the recordings in a file (a benchmark re-run then skips the forward passes)."""
+        path.write_bytes(pickle.dumps(dict(self._answers), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def load(self, path: Path) -> None:
+        """Recordings from `save` (a trusted local file: it is a pickle)."""
+        self._answers.update(pickle.loads(path.read_bytes()))
 
     def invoke(self, body: bytes, custom_attributes: str = "") -> bytes:
         data = _json_body(body)
@@ -79,22 +131,35 @@ class SimulatedFeatureExtraction:
             texts = [texts]
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise ContainerError(400, "'inputs' must be a string or a non-empty list of strings")
+        if self.pooled and len(texts) > TEI_MAX_CLIENT_BATCH:
+            raise ContainerError(
+                413, f"batch size {len(texts)} > maximum allowed batch size {TEI_MAX_CLIENT_BATCH}"
+            )
         self.record(texts)
         answers = [self._answers[t] for t in texts]
-        service = self.timing.service_s(sum(tokens for _, tokens in answers))
+        parts = [a.pooled if self.pooled else a.tokens for a in answers]
+        output = b"[" + b",".join(parts) + b"]"
+        service = self.timing.service_s(sum(a.n_tokens for a in answers), len(output))
         time.sleep(self.timing.round_trip_s / 2)
         with self._instances:
             time.sleep(service)
         time.sleep(self.timing.round_trip_s / 2)
         with self._lock:
             self.requests += 1
+            self.texts += len(texts)
             self.busy_s += service
-        return b"[" + b",".join(fragment for fragment, _ in answers) + b"]"
+        return output
 
     def tokens(self, text: str) -> int:
         """Input tokens of a recorded text (what the endpoint bills time for)."""
         self.record([text])
-        return self._answers[text][1]
+        return self._answers[text].n_tokens
+
+    def response_bytes(self, text: str) -> int:
+        """Bytes of the text's part of an answer in this endpoint's format."""
+        self.record([text])
+        answer = self._answers[text]
+        return len(answer.pooled if self.pooled else answer.tokens) + 1
 
 
 def decode(body: bytes) -> list[list[list[float]]]:
