@@ -222,7 +222,12 @@ def build_rag_chain(
             return _Run(state, guard, None)
         passages = [source["text"] for source in state["sources"]]
         grounder = Grounder(
-            passages, vectors, method=grounding_method, min_support=min_support, drop=grounding == "drop"
+            passages,
+            vectors,
+            question=state["inputs"]["question"],
+            method=grounding_method,
+            min_support=min_support,
+            drop=grounding == "drop",
         )
         return _Run(state, guard, grounder)
 
