@@ -60,10 +60,6 @@ _LOCAL_REUSE_INSTRUCTION = (
     "Say nothing that the CONTEXT does not say.\n"
     f'If the CONTEXT does not answer the QUESTION, reply with exactly "{IDK}".'
 )
-_LOCAL_REMIND_BODY = (
-    f"{_BODY}\n\nAnswer in one or two sentences, reusing the words of the CONTEXT. "
-    f'If the CONTEXT does not answer the QUESTION, reply with exactly "{IDK}".'
-)
 
 DEFAULT_TEMPLATE = f"{_INSTRUCTION}\n\n{_BODY}\n\nANSWER:"
 STRICT_TEMPLATE = f"{_STRICT_INSTRUCTION}\n\n{_BODY}\n\nANSWER:"
@@ -77,8 +73,6 @@ LOCAL_BRIEF_TEMPLATE = render_llama2_chat([SystemMessage(_LOCAL_BRIEF_INSTRUCTIO
 
 LOCAL_REUSE_TEMPLATE = render_llama2_chat([SystemMessage(_LOCAL_REUSE_INSTRUCTION), HumanMessage(_BODY)])
 """For the small local generator: one or two sentences in the context's words, yes/no with its reason."""
-LOCAL_REMIND_TEMPLATE = render_llama2_chat([HumanMessage(_LOCAL_REMIND_BODY)])
-"""For the small local generator: the instruction after the question, where a small model heeds it."""
 
 _TEMPLATES: dict[str, str] = {
     "default": DEFAULT_TEMPLATE,
@@ -87,7 +81,6 @@ _TEMPLATES: dict[str, str] = {
     "local-brief": LOCAL_BRIEF_TEMPLATE,
     "local-copy": LOCAL_COPY_TEMPLATE,
     "local-reuse": LOCAL_REUSE_TEMPLATE,
-    "local-remind": LOCAL_REMIND_TEMPLATE,
 }
 
 
