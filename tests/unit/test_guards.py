@@ -193,6 +193,16 @@ def test_semantic_grounding_needs_embeddings() -> None:
         build_rag_chain(ScriptedLLM(script="x"), InMemoryVectorStore(WordEmbeddings()), grounding="maybe")  # type: ignore[arg-type]
 
 
+def test_a_lone_lead_in_is_not_an_answer(store: InMemoryVectorStore) -> None:
+    """ "... including:" whose list was cut or dropped ends mid-sentence: the answer is "I don't know"."""
+    said = "Managed Spot Training can be used with all instances, including:\nDownload the App Store"
+    invoked, streamed = ask(ScriptedLLM(script=said), store)
+    assert invoked == dict(streamed)
+    assert invoked["answer"] == IDK and invoked["abstained"] is True
+    lone, _ = ask(ScriptedLLM(script="Managed Spot Training works with all instances"), store)
+    assert lone["answer"] == "Managed Spot Training works with all instances"
+
+
 def test_yes_no_answer_is_scored_with_its_question() -> None:
     """A bare "No, you do not ..." takes its content from the question; other sentences get no such help."""
     question = "Do I pay twice for Managed Spot Training?"
