@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,7 @@ def regrade(
     embeddings: Embeddings,
     min_support: float,
     right: float,
+    show: bool = False,
 ) -> dict[str, Any]:
     f1: list[float] = []
     passed = abstained = wrong = dropped = 0
@@ -80,6 +82,8 @@ def regrade(
         else:
             abstained += 1
             wrong += token_f1(" ".join(said), reference) >= right
+            if show:  # for judging by reading whether the dropped answer was right in substance
+                print(f"  abstained {record['question_id']}: {' '.join(said)[:200]}", file=sys.stderr)
             f1.append(0.0)
     return {
         "token_f1": round(sum(f1) / len(f1), 4),
@@ -98,6 +102,7 @@ def main() -> None:
     parser.add_argument("--min-support", type=float, nargs="+", default=[0.4, 0.45, 0.5])
     parser.add_argument("--floor", type=float, nargs="+", default=[grounding.BOTH_FLOOR])
     parser.add_argument("--right", type=float, default=0.2, help="F1 proxy for a right answer")
+    parser.add_argument("--show", action="store_true", help="print the answers the check abstained on")
     args = parser.parse_args()
     references = {
         q.id: str(q.extra.get("answer", q.extra.get("reference")))
@@ -115,7 +120,7 @@ def main() -> None:
         for floor in args.floor:
             grounding.BOTH_FLOOR = floor  # the module constant the Grounder reads
             for min_support in args.min_support:
-                row = regrade(records, references, embeddings, min_support, args.right)
+                row = regrade(records, references, embeddings, min_support, args.right, args.show)
                 print(json.dumps({"min_support": min_support, "floor": floor, **row}))
 
 
