@@ -2,10 +2,17 @@
 
 Two measures, both cheap and both available wherever the chain runs: ``lexical``, the share of the
 sentence's words that its best passage also holds (the answer-side half of token F1), and ``semantic``,
-the best cosine similarity between the sentence's embedding and a passage's, from the embeddings the
-chain already uses for retrieval. ``support`` is the measure the chosen ``method`` reads; a sentence is
-supported when it reaches ``min_support``. The defaults were chosen on the tuning half of the
-development set (docs/benchmarks.md, "Answer quality").
+the best cosine similarity between the sentence's embedding and a context *unit*, a passage or one of
+its sentences, from the embeddings the chain already uses for retrieval. Units, not only whole passages,
+because a long passage dilutes a short sentence's cosine. ``support`` is the measure the chosen
+``method`` reads; a sentence is supported when it reaches ``min_support``.
+
+A polarity answer ("No, you do not pay five times.", "The answer is yes.") takes its content from the
+question it answers, so it is scored together with the question: the question's words count as
+support and the question plus the sentence is embedded too (the better cosine counts). The chain only
+generates after the score gate found passages close to the question, so this scores the claim the
+answer makes. The defaults were chosen on the tuning half of the development set (docs/benchmarks.md,
+"Answer quality").
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Literal, TypedDict, get_args
 
 from langchain_core.embeddings import Embeddings
 
-from sagerag.chains.sentences import tokens
+from sagerag.chains.sentences import split_sentences, tokens
 from sagerag.errors import ConfigurationError
 from sagerag.kinds import Grounding
 
@@ -71,6 +78,25 @@ def lexical_support(sentence: str, passages: Sequence[str]) -> float:
     return max((sum((words & Counter(tokens(p))).values()) / total for p in passages), default=0.0)
 
 
+POLAR_WORDS = frozenset({"yes", "no"})
+POLAR_REACH = 7
+"""A sentence is a polarity answer when "yes" or "no" is among its first this many words ("The answer to
+the question is: no." has it sixth)."""
+
+
+def is_polar(sentence: str) -> bool:
+    """True for a yes/no answer sentence, which :class:`Grounder` scores together with the question."""
+    return not POLAR_WORDS.isdisjoint(tokens(sentence)[:POLAR_REACH])
+
+
+def context_units(passages: Sequence[str]) -> list[str]:
+    """The passages and their sentences, once each: what a sentence's cosine is taken against."""
+    units = dict.fromkeys(passages)
+    for passage in passages:
+        units.update(dict.fromkeys(s for s in split_sentences(passage) if tokens(s)))
+    return list(units)
+
+
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = math.fsum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(math.fsum(x * x for x in a)) * math.sqrt(math.fsum(y * y for y in b))
@@ -78,13 +104,14 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 class Grounder:
-    """Scores sentences against one answer's passages; embeds the passages once, on first use."""
+    """Scores sentences against one answer's passages; embeds the context units once, on first use."""
 
     def __init__(
         self,
         passages: Sequence[str],
         embeddings: Embeddings | None,
         *,
+        question: str | None = None,
         method: GroundingMethod = DEFAULT_METHOD,
         min_support: float = DEFAULT_MIN_SUPPORT,
         drop: bool = True,
@@ -92,21 +119,50 @@ class Grounder:
         if method == "semantic" and embeddings is None:
             raise ConfigurationError("grounding method 'semantic' needs embeddings")
         self._passages = list(passages)
+        self._question = question.strip() if question and question.strip() else None
         self._embeddings = embeddings
         self._method = method
         self._min_support = min_support
         self._drop = drop
-        self._passage_vectors: list[list[float]] | None = None
+        self._units = context_units(self._passages)
+        self._unit_vectors: list[list[float]] | None = None
 
     @property
     def needs_vectors(self) -> bool:
         return self._method != "lexical" and self._embeddings is not None and bool(self._passages)
 
-    def _verdict(self, sentence: str, vector: list[float] | None) -> SentenceSupport:
-        lexical = lexical_support(sentence, self._passages)
+    def _with_question(self, sentence: str) -> str | None:
+        """The text a polarity answer is scored as (question, then sentence); None for other sentences."""
+        if self._question is None or not is_polar(sentence):
+            return None
+        return f"{self._question} {sentence}"
+
+    def _texts(self, sentences: Sequence[str]) -> list[str]:
+        """What to embed for ``sentences``: each sentence, then the polarity answers with their question."""
+        extra = [t for t in map(self._with_question, sentences) if t is not None]
+        return [*sentences, *extra]
+
+    def _verdicts(
+        self, sentences: Sequence[str], vectors: Sequence[list[float]] | None
+    ) -> list[SentenceSupport]:
+        by_text = dict(zip(self._texts(sentences), vectors, strict=True)) if vectors is not None else {}
+        return [self._verdict(s, by_text) for s in sentences]
+
+    def _best_cosine(self, vector: list[float]) -> float:
+        assert self._unit_vectors is not None
+        return max(_cosine(vector, u) for u in self._unit_vectors)
+
+    def _verdict(self, sentence: str, vectors: dict[str, list[float]]) -> SentenceSupport:
+        combined = self._with_question(sentence)
+        passages = self._passages
+        if combined is not None:  # the question's words support a polarity answer too
+            passages = [f"{p} {self._question}" for p in passages]
+        lexical = lexical_support(sentence, passages)
         semantic = None
-        if vector is not None and self._passage_vectors:
-            semantic = max(_cosine(vector, p) for p in self._passage_vectors)
+        if sentence in vectors and self._unit_vectors:
+            semantic = self._best_cosine(vectors[sentence])
+            if combined is not None:
+                semantic = max(semantic, self._best_cosine(vectors[combined]))
         if self._method == "lexical" or semantic is None:
             support = lexical
         elif self._method == "semantic":
@@ -129,22 +185,22 @@ class Grounder:
         """A verdict per sentence (sync shell: embeds with ``embed_documents``)."""
         if not sentences:
             return []
-        vectors: Sequence[list[float] | None] = [None] * len(sentences)
+        vectors = None
         if self.needs_vectors:
             assert self._embeddings is not None
-            if self._passage_vectors is None:
-                self._passage_vectors = self._embeddings.embed_documents(self._passages)
-            vectors = self._embeddings.embed_documents(list(sentences))
-        return [self._verdict(s, v) for s, v in zip(sentences, vectors, strict=True)]
+            if self._unit_vectors is None:
+                self._unit_vectors = self._embeddings.embed_documents(self._units)
+            vectors = self._embeddings.embed_documents(self._texts(sentences))
+        return self._verdicts(sentences, vectors)
 
     async def ajudge(self, sentences: Sequence[str]) -> list[SentenceSupport]:
         """Async :meth:`judge`."""
         if not sentences:
             return []
-        vectors: Sequence[list[float] | None] = [None] * len(sentences)
+        vectors = None
         if self.needs_vectors:
             assert self._embeddings is not None
-            if self._passage_vectors is None:
-                self._passage_vectors = await self._embeddings.aembed_documents(self._passages)
-            vectors = await self._embeddings.aembed_documents(list(sentences))
-        return [self._verdict(s, v) for s, v in zip(sentences, vectors, strict=True)]
+            if self._unit_vectors is None:
+                self._unit_vectors = await self._embeddings.aembed_documents(self._units)
+            vectors = await self._embeddings.aembed_documents(self._texts(sentences))
+        return self._verdicts(sentences, vectors)

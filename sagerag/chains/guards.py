@@ -21,6 +21,9 @@ from sagerag.prompts.templates import IDK
 DEFAULT_REPEAT_WORDS = 12
 """A run of this many words seen earlier in the answer counts as a loop (a loop within one sentence)."""
 
+_LEAD_IN = (":", ",", ";", "-", "{", "[", "(")
+"""Line endings that announce more to come."""
+
 Pending = list[tuple[str, str]]
 """Complete sentences awaiting judgement: ``(separator before it, sentence)``."""
 
@@ -158,10 +161,15 @@ class AnswerGuard:
 
     def close(self) -> str:
         """The final delta: held unpunctuated lines when they are the whole answer, "I don't know" when
-        nothing was kept (or the model abstained), else ''."""
+        nothing was kept (or the model abstained), else ''.
+
+        Held lines that end in a lead-in mark ("..., including:", '"model": {') announce a list or block
+        that the loop guard cut or the grounding check dropped: alone they say nothing and end
+        mid-sentence, so the answer is "I don't know" instead."""
         if self.answer:
             return ""
-        self.answer = self._unterminated.strip() or IDK
+        held = self._unterminated.strip()
+        self.answer = IDK if not held or held.endswith(_LEAD_IN) else held
         return self.answer
 
     @property

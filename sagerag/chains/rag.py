@@ -49,6 +49,7 @@ from sagerag.chains.grounding import (
     GroundingMethod,
     SentenceSupport,
     check_grounding,
+    context_units,
 )
 from sagerag.chains.guards import AnswerGuard, Pending
 from sagerag.errors import ConfigurationError, InputError
@@ -225,9 +226,14 @@ def build_rag_chain(
         passages = [source["text"] for source in state["sources"]]
         embedder = vectors
         if vectors is not None and passages and grounding_method != "lexical":
-            embedder = _PrefetchedEmbeddings(vectors, passages)
+            embedder = _PrefetchedEmbeddings(vectors, context_units(passages))
         grounder = Grounder(
-            passages, embedder, method=grounding_method, min_support=min_support, drop=grounding == "drop"
+            passages,
+            embedder,
+            question=state["inputs"]["question"],
+            method=grounding_method,
+            min_support=min_support,
+            drop=grounding == "drop",
         )
         return _Run(state, guard, grounder)
 
@@ -333,20 +339,20 @@ def _prefetcher() -> ThreadPoolExecutor:
 
 
 class _PrefetchedEmbeddings(Embeddings):
-    """One answer's passages, embedded while the model prefills, for the grounding check.
+    """One answer's context units (passages and their sentences), embedded while the model prefills.
 
-    The check needs the passages' vectors with the answer's first sentence, which against a remote
+    The grounding check needs the units' vectors with the answer's first sentence, which against a remote
     endpoint meant one more round trip after it (for a one-sentence answer, after the last token: 5.6%
     of `ask` in scripts/bench_query.py). Started with the generation request, it is hidden behind the
     time to first token. Any other call goes to the wrapped embeddings."""
 
-    def __init__(self, inner: Embeddings, passages: list[str]) -> None:
-        self._inner, self._passages = inner, passages
-        self._future: Future[list[list[float]]] | None = _prefetcher().submit(inner.embed_documents, passages)
+    def __init__(self, inner: Embeddings, units: list[str]) -> None:
+        self._inner, self._units = inner, units
+        self._future: Future[list[list[float]]] | None = _prefetcher().submit(inner.embed_documents, units)
 
     def _take(self, texts: list[str]) -> Future[list[list[float]]] | None:
         future = self._future
-        if future is None or list(texts) != self._passages:
+        if future is None or list(texts) != self._units:
             return None
         self._future = None
         return future

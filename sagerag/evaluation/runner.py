@@ -276,6 +276,10 @@ class Evaluator:
         for key in ("truncated", "repeated", "dropped", "grounding_abstained", "sentences"):
             if key in result:
                 record[key] = result[key]
+        if result.get("sentences"):
+            # The passages the sentences were scored against: lets the grounding check be re-tuned
+            # offline from a `--grounding flag` run, without generating again.
+            record["passages"] = [source["text"] for source in result.get("sources", [])]
         if answer is not None and item.scope == "in":
             if item.reference is not None:
                 record["f1"] = round(metrics.token_f1(answer, item.reference), 4)

@@ -54,6 +54,13 @@ _LOCAL_BRIEF_INSTRUCTION = (
     f'If the CONTEXT does not answer the QUESTION, reply with exactly "{IDK}".'
 )
 
+_LOCAL_REUSE_INSTRUCTION = (
+    "Answer the QUESTION in one or two sentences, reusing the words of the CONTEXT. When the QUESTION "
+    "asks yes or no, start with Yes or No and give the reason from the CONTEXT in the same sentence. "
+    "Say nothing that the CONTEXT does not say.\n"
+    f'If the CONTEXT does not answer the QUESTION, reply with exactly "{IDK}".'
+)
+
 DEFAULT_TEMPLATE = f"{_INSTRUCTION}\n\n{_BODY}\n\nANSWER:"
 STRICT_TEMPLATE = f"{_STRICT_INSTRUCTION}\n\n{_BODY}\n\nANSWER:"
 LLAMA2_CHAT_TEMPLATE = render_llama2_chat([SystemMessage(_INSTRUCTION), HumanMessage(_BODY)])
@@ -64,12 +71,16 @@ LOCAL_COPY_TEMPLATE = render_llama2_chat([SystemMessage(_LOCAL_COPY_INSTRUCTION)
 LOCAL_BRIEF_TEMPLATE = render_llama2_chat([SystemMessage(_LOCAL_BRIEF_INSTRUCTION), HumanMessage(_BODY)])
 """For the small local generator: a short answer in the context's words, no comments."""
 
+LOCAL_REUSE_TEMPLATE = render_llama2_chat([SystemMessage(_LOCAL_REUSE_INSTRUCTION), HumanMessage(_BODY)])
+"""For the small local generator: one or two sentences in the context's words, yes/no with its reason."""
+
 _TEMPLATES: dict[str, str] = {
     "default": DEFAULT_TEMPLATE,
     "llama2-chat": LLAMA2_CHAT_TEMPLATE,
     "strict": STRICT_TEMPLATE,
     "local-brief": LOCAL_BRIEF_TEMPLATE,
     "local-copy": LOCAL_COPY_TEMPLATE,
+    "local-reuse": LOCAL_REUSE_TEMPLATE,
 }
 
 

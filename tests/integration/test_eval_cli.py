@@ -109,6 +109,8 @@ def test_runner_generates_through_the_chain_and_scores_answers(corpus: Path, tmp
     assert by_scope[("in", "1")]["abstained"]  # the model's own "I don't know" counts as a refusal
     assert by_scope[("out", "0")]["abstained"] and by_scope[("out", "0")]["answer"] == "I don't know"
     assert first["repeated"] is False and first["truncated"] is False and first["sentences"]
+    # the context the sentences were scored against, for re-grading offline (scripts/regrade_grounding.py)
+    assert any("cactus" in passage.lower() for passage in first["passages"])
     summary = summarize(records[config.key])
     assert (
         summary["supported"] == 1.0 and summary["in_scope_refused"] == 0.5 and summary["oos_refused"] == 1.0

@@ -1,4 +1,4 @@
-"""The grounding check's passage vectors are fetched while the model prefills, not after its first sentence."""
+"""The grounding check's context-unit vectors are fetched while the model prefills, not after its first sentence."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
 
 from sagerag.chains import build_rag_chain
+from sagerag.chains.grounding import context_units
 from tests.unit.test_guards import PASSAGE, QUESTION, ScriptedLLM, WordEmbeddings
 
+UNITS = context_units([PASSAGE])
 SAID = "Managed Spot Training can be used with all instances. This answer is incorrect."
 
 
@@ -37,9 +39,9 @@ def test_passages_are_embedded_once_ahead_and_verdicts_are_unchanged() -> None:
     assert (
         result["answer"] == "Managed Spot Training can be used with all instances." and result["dropped"] == 1
     )
-    [thread] = [thread for thread, texts in embeddings.calls if texts == [PASSAGE]]
+    [thread] = [thread for thread, texts in embeddings.calls if texts == UNITS]
     assert thread.startswith("sagerag-prefetch")
-    sentences = [texts for thread, texts in embeddings.calls if texts != [PASSAGE]]
+    sentences = [texts for thread, texts in embeddings.calls if texts != UNITS]
     assert sentences and all(PASSAGE not in texts for texts in sentences)
 
 
@@ -48,5 +50,5 @@ def test_async_chain_uses_the_prefetched_vectors_too() -> None:
     chain = _chain(embeddings)
     result = asyncio.run(chain.ainvoke(QUESTION))  # type: ignore[attr-defined]
     assert result["dropped"] == 1 and result["sentences"][0]["semantic"] is not None
-    [thread] = [thread for thread, texts in embeddings.calls if texts == [PASSAGE]]
+    [thread] = [thread for thread, texts in embeddings.calls if texts == UNITS]
     assert thread.startswith("sagerag-prefetch")

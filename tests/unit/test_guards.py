@@ -193,6 +193,42 @@ def test_semantic_grounding_needs_embeddings() -> None:
         build_rag_chain(ScriptedLLM(script="x"), InMemoryVectorStore(WordEmbeddings()), grounding="maybe")  # type: ignore[arg-type]
 
 
+def test_a_lone_lead_in_is_not_an_answer(store: InMemoryVectorStore) -> None:
+    """ "... including:" whose list was cut or dropped ends mid-sentence: the answer is "I don't know"."""
+    said = "Managed Spot Training can be used with all instances, including:\nDownload the App Store"
+    invoked, streamed = ask(ScriptedLLM(script=said), store)
+    assert invoked == dict(streamed)
+    assert invoked["answer"] == IDK and invoked["abstained"] is True
+    lone, _ = ask(ScriptedLLM(script="Managed Spot Training works with all instances"), store)
+    assert lone["answer"] == "Managed Spot Training works with all instances"
+
+
+def test_yes_no_answer_is_scored_with_its_question() -> None:
+    """A bare "No, you do not ..." takes its content from the question; other sentences get no such help."""
+    question = "Do I pay twice for Managed Spot Training?"
+    polar, plain = (
+        "No, you do not pay twice for Managed Spot Training.",
+        "You pay twice for Managed Spot Training.",
+    )
+    alone = Grounder([PASSAGE], None, method="lexical").judge([polar])[0]
+    asked = Grounder([PASSAGE], None, question=question, method="lexical").judge([polar, plain])
+    assert not alone["supported"] and asked[0]["supported"]
+    assert asked[0]["lexical"] > alone["lexical"]
+    assert not asked[1]["supported"]
+
+
+def test_short_sentence_is_scored_against_the_passage_sentence_it_matches() -> None:
+    """A long passage dilutes a short sentence's cosine: the passage's own sentences count as units too."""
+    sentence = "It is available in all AWS Regions where Amazon SageMaker is available."
+    embeddings = WordEmbeddings()
+    whole = Grounder([PASSAGE], embeddings).judge([sentence])[0]
+    assert whole["semantic"] == pytest.approx(1.0)
+    vectors = embeddings.embed_documents([sentence, PASSAGE])
+    dot = sum(a * b for a, b in zip(*vectors, strict=True))
+    norms = [sum(x * x for x in v) ** 0.5 for v in vectors]
+    assert dot / (norms[0] * norms[1]) < 0.9  # what the whole passage alone would have given
+
+
 def test_sentences_and_repeats() -> None:
     text = "It costs 1.5 dollars, e.g. per hour. Steps:\n1. Open Studio.\n2. Run it! Done"
     assert split_sentences(text) == [

@@ -40,10 +40,12 @@ def count_marker(text: str, marker: str) -> int:
 
 
 def test_known_names() -> None:
-    assert list_prompts() == ["default", "llama2-chat", "strict", "local-brief", "local-copy"]
+    assert list_prompts() == ["default", "llama2-chat", "strict", "local-brief", "local-copy", "local-reuse"]
 
 
-@pytest.mark.parametrize("name", ["default", "llama2-chat", "strict", "local-brief", "local-copy"])
+@pytest.mark.parametrize(
+    "name", ["default", "llama2-chat", "strict", "local-brief", "local-copy", "local-reuse"]
+)
 def test_template_renders_with_contract(name: str) -> None:
     prompt = get_prompt(name)
     assert set(prompt.input_variables) == {"context", "question"}
@@ -132,12 +134,14 @@ PLANTED = [
 
 
 @pytest.mark.parametrize("planted", PLANTED)
-@pytest.mark.parametrize("name", ["default", "llama2-chat", "strict", "local-brief", "local-copy"])
+@pytest.mark.parametrize(
+    "name", ["default", "llama2-chat", "strict", "local-brief", "local-copy", "local-reuse"]
+)
 def test_planted_document_cannot_escape_context(planted: str, name: str) -> None:
     context = build_context([Document(planted, id="evil-1")], max_chars=None)
     rendered = get_prompt(name).format(context=context, question="What is SageMaker?")
     expected = {"<context": 1, "</context>": 1, "CONTEXT:": 1, "QUESTION:": 1}
-    if name in ("llama2-chat", "local-brief", "local-copy"):  # Llama 2 chat markup
+    if name in ("llama2-chat", "local-brief", "local-copy", "local-reuse"):  # Llama 2 chat markup
         expected |= {
             "[INST]": 1,
             "[/INST]": 1,
