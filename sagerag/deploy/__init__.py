@@ -7,8 +7,9 @@ and policy, and `aws` applies a plan, tags everything it creates, rolls back on 
 tag (autoscaling first).
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from sagerag._lazy import lazy_exports
 from sagerag.deploy.plan import (
     DEFAULT_DEPLOYMENT,
     DeployOptions,
@@ -20,8 +21,21 @@ from sagerag.deploy.plan import (
 from sagerag.deploy.scaling import ScalingSpec
 from sagerag.errors import DeployError
 
-_AWS_NAMES = frozenset(
-    {
+if TYPE_CHECKING:
+    from sagerag.deploy.aws import (
+        DeployResult,
+        ManagedResource,
+        ScalingState,
+        apply_plan,
+        find_managed,
+        find_scaling,
+        make_client,
+        teardown,
+    )
+
+_LAZY = {
+    name: "sagerag.deploy.aws"
+    for name in (
         "DeployResult",
         "ManagedResource",
         "ScalingState",
@@ -30,17 +44,9 @@ _AWS_NAMES = frozenset(
         "find_scaling",
         "make_client",
         "teardown",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    """The boto3 half loads on first use, so reading the plan's defaults (the CLI does) stays quick."""
-    if name in _AWS_NAMES:
-        from sagerag.deploy import aws
-
-        return getattr(aws, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    )
+}
+"""The boto3 half loads on first use, so reading the plan's defaults (the CLI does) stays quick."""
 
 
 __all__ = [
@@ -61,3 +67,5 @@ __all__ = [
     "make_client",
     "teardown",
 ]
+
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -5,8 +5,9 @@ Names load on first use: a client of a running serve needs only `server.local_ru
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sagerag._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from sagerag.local.sagemaker.app import DEFAULT_ENDPOINTS, LocalEndpoint
@@ -28,13 +29,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)
