@@ -482,23 +482,30 @@ def policies(aas: Any) -> dict[tuple[str, str], dict[str, Any]]:
     return {(p["ResourceId"], p["PolicyName"]): p for p in found}
 
 
-def user_scaling(aas: Any) -> None:
-    """Someone else's autoscaling on their own endpoint: teardown must leave it alone."""
+def scaling_by_hand(
+    aas: Any,
+    resource_id: str = USER_RID,
+    policy: str = "theirs",
+    max_capacity: int = 5,
+    target: float = 100.0,
+) -> None:
+    """Autoscaling registered outside sagerag (the console, another tool): someone else's endpoint by
+    default, which teardown must leave alone."""
     aas.register_scalable_target(
         ServiceNamespace="sagemaker",
-        ResourceId=USER_RID,
+        ResourceId=resource_id,
         ScalableDimension=DIMENSION,
         MinCapacity=1,
-        MaxCapacity=5,
+        MaxCapacity=max_capacity,
     )
     aas.put_scaling_policy(
-        PolicyName="theirs",
+        PolicyName=policy,
         ServiceNamespace="sagemaker",
-        ResourceId=USER_RID,
+        ResourceId=resource_id,
         ScalableDimension=DIMENSION,
         PolicyType="TargetTrackingScaling",
         TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 100.0,
+            "TargetValue": target,
             "PredefinedMetricSpecification": {
                 "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
             },
@@ -574,7 +581,7 @@ def test_bad_scaling_ranges_exit_2_naming_the_option(args: list[str], message: s
 
 def test_deploy_with_autoscaling_status_teardown_leaves_nothing(sm: Any, aas: Any) -> None:
     user_resources(sm)
-    user_scaling(aas)
+    scaling_by_hand(aas)
     result = cli("deploy", "--role", ROLE, "--poll-interval", "0", "--json", *MOTO_OK, *SCALE)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -659,26 +666,7 @@ def test_teardown_removes_scaling_first_and_finds_what_others_registered(sm: Any
     assert cli("deploy", "--role", ROLE, "--poll-interval", "0", *MOTO_OK).exit_code == 0
     assert targets(aas) == {}  # no --max-instances: nothing registered
     # registered by hand (the console, another tool), with a policy name sagerag never uses
-    aas.register_scalable_target(
-        ServiceNamespace="sagemaker",
-        ResourceId=LLM_RID,
-        ScalableDimension=DIMENSION,
-        MinCapacity=1,
-        MaxCapacity=2,
-    )
-    aas.put_scaling_policy(
-        PolicyName="console-policy",
-        ServiceNamespace="sagemaker",
-        ResourceId=LLM_RID,
-        ScalableDimension=DIMENSION,
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingScalingPolicyConfiguration={
-            "TargetValue": 70.0,
-            "PredefinedMetricSpecification": {
-                "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-            },
-        },
-    )
+    scaling_by_hand(aas, LLM_RID, "console-policy", max_capacity=2, target=70.0)
     log: list[str] = []
     client = Recorder(sm, log, "delete_endpoint")
     scaling_client = Recorder(aas, log, "delete_scaling_policy", "deregister_scalable_target")
