@@ -42,27 +42,20 @@ def log_path(data_dir: Path) -> Path:
     return data_dir / LOG_FILE
 
 
+def serve_command(data_dir: Path, *options: str) -> list[str]:
+    """The command line of a `sagerag serve` of `data_dir` run by this interpreter."""
+    return [sys.executable, "-m", "sagerag", "serve", "--data-dir", str(data_dir), *options]
+
+
 def _spawn(data_dir: Path, idle_timeout: float, warm: bool) -> subprocess.Popen[bytes]:
     """`sagerag serve` detached from this process (own session: Ctrl-C here does not stop it)."""
     log = log_path(data_dir)
     log.parent.mkdir(parents=True, exist_ok=True)
     if log.exists() and log.stat().st_size > LOG_MAX_BYTES:
         log.replace(log.with_name(LOG_FILE + ".1"))
-    command = [
-        sys.executable,
-        "-m",
-        "sagerag",
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        "0",
-        "--pinecone-port",
-        "0",
-        "--idle-timeout",
-        f"{idle_timeout:g}",
-        *(["--warm"] if warm else []),
-    ]
+    command = serve_command(
+        data_dir, "--port", "0", "--pinecone-port", "0", "--idle-timeout", f"{idle_timeout:g}"
+    ) + (["--warm"] if warm else [])
     with log.open("ab") as handle:
         return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True

@@ -61,22 +61,11 @@ def remote_env(root: Path, runtime_url: str, pinecone_host: str, **extra: str) -
 
 def start_serve(env: dict[str, str], data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], object]:
     """`sagerag serve` on free ports for `data_dir`, once it is discoverable: (process, its ServeState)."""
+    from sagerag.autoserve import serve_command
     from sagerag.serve_state import running_server
 
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sagerag",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(free_port()),
-            "--pinecone-port",
-            str(free_port()),
-            *extra,
-        ],
+        serve_command(data_dir, "--port", str(free_port()), "--pinecone-port", str(free_port()), *extra),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
