@@ -120,13 +120,14 @@ def test_bad_ingest_input_exits_2_names_it_and_keeps_the_store(
 def test_document_too_large_for_one_request_is_refused_before_sending(
     local_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A 5.5 MB answer cannot fit SageMaker's request limit; the CSV reader must not call it a quoting error."""
+    """A 5.5 MB answer fits neither Pinecone's metadata limit nor SageMaker's request limit: refused as too
+    large before anything is embedded or sent (the store checks metadata first), not as a CSV quoting error."""
     before = ids_in_data_dir(local_env)
     huge = tmp_path / "huge.csv"
     huge.write_text("question,answer\nhuge," + "x" * (5_500_000) + "\n")
     code, _, err = run(capsys, "ingest", str(huge))
     assert code == 2
-    assert_one_line_error(err, "request limit", "split it")
+    assert_one_line_error(err, "huge.csv#row0", "over Pinecone's limit", "split the document")
     assert sorted(ids_in_data_dir(local_env)) == sorted(before)
 
 
