@@ -8,7 +8,9 @@ find a serve the user started (`serve_state.running_server`). It exits after N s
 
 One per data directory: the serve's own lock on `serve.json` makes a second one refuse, and a start lock
 (`serve.start.lock`) makes two first commands start one between them. A serve that crashed released its
-lock, so the next command starts a new one. The start runs in a thread (`start_soon`) while the command
+lock, so the next command starts a new one. A serve stopping on idle first unlists its URLs (commands
+then wait for it to let go and start a new one) and keeps answering for a few seconds, for a command that
+found it just before. The start runs in a thread (`start_soon`) while the command
 imports its libraries, and the serve loads MiniLM while the command gets ready, so the first command does
 not wait longer than it would loading the models itself; if the serve cannot start, the command says so
 and uses in-process services as before.
@@ -113,12 +115,19 @@ def ensure_server(
         logger.warning("could not start a background sagerag serve (%s); loading the models here", exc)
         return None
     deadline = time.monotonic() + timeout
+    respawned = False
     while time.monotonic() < deadline:
         state = running_server(data_dir)
         if state is not None:
             return state
         if read_holder(state_file(data_dir)) is None and (proc is None or proc.poll() is not None):
-            break  # nobody serves this data dir, nor is starting to
+            if respawned:
+                break  # nobody serves this data dir, nor is starting to
+            # The holder was a serve stopping on idle (it unlists itself first), or one that died while
+            # starting: start a new one, once.
+            respawned = True
+            proc = _claim_and_spawn(data_dir, idle_timeout, warm)
+            continue
         time.sleep(0.05)
     logger.warning(
         "the background sagerag serve did not start (see %s); loading the models here. "

@@ -245,7 +245,11 @@ def cmd_serve(
                 threading.Thread(target=_warm_up, args=(runtime,), daemon=True).start()
             if idle_timeout:
                 _output.info(f"exits after {idle_timeout:g}s without a request; Ctrl-C to stop")
-                _wait_until_idle(stop, idle_timeout, runtime, pinecone)
+                if _wait_until_idle(stop, idle_timeout, runtime, pinecone):
+                    # Unlist the URLs first, so no new command picks this serve, then serve for a
+                    # moment longer any command that found it just before (its requests follow).
+                    held.record({"data_dir": str(settings.data_dir.resolve()), "stopping": True})
+                    _wait_until_idle(stop, STOPPING_GRACE_S, runtime, pinecone)
             else:
                 _output.info("Ctrl-C to stop")
                 stop.wait()
@@ -260,9 +264,14 @@ def _warm_up(runtime: Any) -> None:
         _output.info(f"warning: could not preload MiniLM: {exc}")
 
 
-def _wait_until_idle(stop: threading.Event, idle_timeout: float, *servers: Any) -> None:
-    """Return on a stop signal, or once no server has had a request or an open connection for
-    `idle_timeout` seconds (a long answer keeps its connection open, so it is not idle)."""
+STOPPING_GRACE_S = 5.0
+"""How long an idle serve keeps answering after it unlisted itself: a command that found it just before
+sends its first request within this (it imports its libraries first)."""
+
+
+def _wait_until_idle(stop: threading.Event, idle_timeout: float, *servers: Any) -> bool:
+    """True once no server has had a request or an open connection for `idle_timeout` seconds (a long
+    answer keeps its connection open, so it is not idle); False on a stop signal."""
     last = [server.activity() for server in servers]
     idle_since = time.monotonic()
     while not stop.wait(min(1.0, idle_timeout / 4)):
@@ -271,7 +280,8 @@ def _wait_until_idle(stop: threading.Event, idle_timeout: float, *servers: Any) 
             last, idle_since = now, time.monotonic()
         elif time.monotonic() - idle_since >= idle_timeout:
             _output.info(f"idle for {idle_timeout:g}s: stopping")
-            return
+            return True
+    return False
 
 
 def _serve_control(data_dir: Path, stop_it: bool, as_json: bool) -> None:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,23 @@ def test_idle_timeout_stops_the_serve(data_dir: Path) -> None:
         time.sleep(0.1)
     assert _gone(state.pid)
     assert "idle for 1s: stopping" in log_path(data_dir).read_text()
+
+
+def test_a_serve_stopping_on_idle_unlists_itself_still_answers_and_is_replaced(data_dir: Path) -> None:
+    first = ensure_server(data_dir, idle_timeout=1, warm=False)
+    assert first is not None
+    deadline = time.monotonic() + 30
+    while not (read_holder(state_file(data_dir)) or {}).get("stopping") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (read_holder(state_file(data_dir)) or {}).get("stopping"), "the serve did not unlist itself"
+    assert running_server(data_dir) is None  # no new command picks a serve that is stopping
+    with urllib.request.urlopen(f"{first.runtime_url}/health", timeout=5) as response:
+        assert response.status == 200  # a command that found it just before is still answered
+    second = ensure_server(data_dir, idle_timeout=60, warm=False)  # waits for it to go, starts another
+    assert second is not None and second.pid != first.pid and running_server(data_dir) == second
+    while not _gone(first.pid) and time.monotonic() < deadline + 30:
+        time.sleep(0.1)
+    assert _gone(first.pid)
 
 
 def test_stale_state_of_a_dead_serve_is_replaced(data_dir: Path) -> None:
