@@ -171,8 +171,8 @@ class PineconeStore(VectorStore):
             self._require_dotproduct()
         ns = self._ns(namespace)
         # Ids and metadata are checked before anything is embedded or sent: bad input stores nothing.
-        for vector_id, text, meta in zip(final_ids, texts, metadatas, strict=True):
-            metadata = self._metadata(meta, text)
+        records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
+        for vector_id, metadata in zip(final_ids, records_metadata, strict=True):
             check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
         # Embed chunk by chunk and upsert each chunk while the next one is embedded: the endpoint and
         # Pinecone work at the same time instead of in turn. Returns once every upsert is acknowledged.
@@ -182,9 +182,7 @@ class PineconeStore(VectorStore):
                 for start in range(0, len(texts), self.embed_batch_size):
                     end = start + self.embed_batch_size
                     vectors = self._embedding.embed_documents(texts[start:end])
-                    records, sizes = self._records(
-                        final_ids[start:end], texts[start:end], metadatas[start:end], vectors
-                    )
+                    records, sizes = self._records(final_ids[start:end], records_metadata[start:end], vectors)
                     pending += [pool.submit(self._send, batch, ns) for batch in split_batches(records, sizes)]
             except BaseException:
                 wait(pending)  # what was sent stays sent (ids are stable: a re-run overwrites it)
@@ -199,13 +197,14 @@ class PineconeStore(VectorStore):
         return metadata
 
     def _records(
-        self, ids: list[str], texts: list[str], metadatas: list[dict], vectors: list[list[float]]
+        self, ids: list[str], metadatas: list[dict[str, Any]], vectors: list[list[float]]
     ) -> tuple[list[dict[str, Any]], list[int]]:
-        """Pinecone records for one chunk, and each one's size (checked against the per-record limits)."""
+        """Pinecone records for one chunk (`metadatas` as `_metadata` built them, text included), and each
+        one's size (checked against the per-record limits)."""
         records: list[dict[str, Any]] = []
         sizes: list[int] = []
-        for vector_id, text, meta, values in zip(ids, texts, metadatas, vectors, strict=True):
-            metadata = self._metadata(meta, text)
+        for vector_id, metadata, values in zip(ids, metadatas, vectors, strict=True):
+            text = metadata[self.text_key]
             record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
             if self.sparse is not None:
                 metadata[VERSION_KEY] = self.sparse.version
