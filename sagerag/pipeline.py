@@ -75,6 +75,20 @@ class Pipeline:
 
         return stats_path(self.settings.data_dir, self.records_namespace)
 
+    def ingest(self, docs: list[Any], **options: Any) -> Any:
+        """`ingest_documents` into this pipeline's store, with its ledger and its BM25 statistics (the
+        three must match, or a hybrid index gets vectors scored by another corpus's statistics)."""
+        from sagerag.ingest import ingest_documents
+
+        return ingest_documents(
+            docs,
+            self.store,
+            self.records_db,
+            self.records_namespace,
+            sparse_stats=self.sparse_stats,
+            **options,
+        )
+
     @property
     def min_score(self) -> float | None:
         """The score gate: the configured one, else the calibrated default for the store's mode."""

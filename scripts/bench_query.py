@@ -43,7 +43,7 @@ from langchain_core.prompts import PromptTemplate
 
 from sagerag.chains import stream_answer
 from sagerag.config import load_settings
-from sagerag.ingest import ingest_documents, load_path
+from sagerag.ingest import load_path
 from sagerag.local import LocalPinecone, LocalRuntime
 from sagerag.local.sagemaker.simulated import RemoteTiming
 from sagerag.local.sagemaker.simulated_generation import GenerationTiming
@@ -305,13 +305,7 @@ def main() -> None:
         simulated = runtime.simulate_remote(*timings(0))
         with pipeline_for(runtime, pinecone, tmp) as writer:
             docs = load_path(FAQ_CSV, mode=writer.settings.index_text)
-            ingest_documents(
-                docs,
-                writer.store,
-                writer.records_db,
-                writer.records_namespace,
-                sparse_stats=writer.sparse_stats,
-            )
+            writer.ingest(docs)
         pipeline = pipeline_for(runtime, pinecone, tmp, max_new_tokens=args.max_new_tokens)
         chains = {
             name: pipeline.rag_chain(k=5, max_context_chars=1000, **overrides)

@@ -358,7 +358,7 @@ def cmd_ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Load documents and store them idempotently: a re-run adds nothing, changed rows replace old ones."""
-    from sagerag.ingest import LoadReport, ingest_documents, load_path, namespace_vector_count
+    from sagerag.ingest import LoadReport, load_path, namespace_vector_count
 
     report = LoadReport()
 
@@ -371,16 +371,7 @@ def cmd_ingest(
         for warning in report.warnings:
             _output.info(f"warning: {warning}")
         with progress_bar("ingesting", len(docs), as_json) as advance:
-            result = ingest_documents(
-                docs,
-                pipeline.store,
-                pipeline.records_db,
-                pipeline.records_namespace,
-                prune=prune,
-                progress=advance,
-                sparse_stats=pipeline.sparse_stats,
-                on_wait=waiting,
-            )
+            result = pipeline.ingest(docs, prune=prune, progress=advance, on_wait=waiting)
         stored = namespace_vector_count(pipeline.store) or 0
     for warning in result.warnings:
         _output.info(f"warning: {warning}")
@@ -532,7 +523,7 @@ def cmd_demo(
     from importlib import resources
 
     from sagerag.config import load_settings
-    from sagerag.ingest import ingest_documents, load_csv
+    from sagerag.ingest import load_csv
     from sagerag.pipeline import from_settings
 
     # The demo is offline whatever is configured: local services, its own index.
@@ -549,14 +540,7 @@ def cmd_demo(
     with from_settings(settings) as pipeline:
         _output.info(pipeline.describe())
         with progress_bar("ingesting the sample FAQ", len(docs), False) as advance:
-            result = ingest_documents(
-                docs,
-                pipeline.store,
-                pipeline.records_db,
-                pipeline.records_namespace,
-                progress=advance,
-                sparse_stats=pipeline.sparse_stats,
-            )
+            result = pipeline.ingest(docs, progress=advance)
         _output.info(
             f"{_output.plural(len(docs), 'document')}: {result.added} added, {result.skipped} already stored"
         )
