@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 from langchain_aws.utils import ContentHandlerBase
 
 from sagerag.errors import ConfigurationError, EmbeddingOutputError
@@ -48,6 +49,66 @@ def _depth(value: Any) -> int:
             return depth + 1
         value, depth = value[0], depth + 1
     return depth
+
+
+def _float_array(value: Any) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise EmbeddingOutputError(
+            "the embedding endpoint's token vectors are not equal-length lists of numbers"
+        ) from None
+
+
+def _simdjson_depth(value: Any) -> int:
+    depth = 0
+    while isinstance(value, simdjson.Array):
+        if not len(value):
+            return depth + 1
+        value, depth = value[0], depth + 1
+    return depth
+
+
+def _matrix(value: Any) -> np.ndarray | None:
+    """A parsed `(tokens, dim)` JSON array as float64, or None when its rows are not all `dim` numbers."""
+    if not isinstance(value, simdjson.Array) or not len(value) or not isinstance(value[0], simdjson.Array):
+        return None
+    dim = len(value[0])
+    if not dim or any(not isinstance(row, simdjson.Array) or len(row) != dim for row in value):
+        return None
+    try:
+        flat = np.frombuffer(value.as_buffer(of_type="d"), dtype=np.float64)
+    except (TypeError, ValueError):  # a string, null or bool among the values
+        return None
+    return flat.reshape(len(value), dim) if flat.size == len(value) * dim else None
+
+
+def token_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
+    """A token-level answer's nesting depth and one `(tokens, dim)` matrix per input, without Python floats.
+
+    orjson builds a Python float per value, and a FAQ answer is ~41,000 values (0.84 MB): parsing was most
+    of the client's CPU in an ingest (docs/benchmarks.md, "Ingestion throughput"). simdjson copies the
+    numbers straight into a buffer, ~3x faster. None for any other answer (a dict wrapper, pooled rows,
+    malformed JSON): the caller parses those the general way, which also reports what is wrong.
+    """
+    try:
+        doc = simdjson.Parser().parse(raw)
+    except ValueError:
+        return None
+    depth = _simdjson_depth(doc)
+    if not isinstance(doc, simdjson.Array) or depth not in (3, 4):
+        return None
+    matrices = []
+    for item in doc:
+        if depth == 4:  # (1, tokens, dim) per input
+            if not isinstance(item, simdjson.Array) or len(item) != 1:
+                return None
+            item = item[0]
+        matrix = _matrix(item)
+        if matrix is None:
+            return None
+        matrices.append(matrix)
+    return depth, matrices
 
 
 def mean_pool(
@@ -108,7 +169,7 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
     def transform_output(self, output: Any) -> list[list[float]]:
         raw = output.read() if hasattr(output, "read") else output
         texts = getattr(self._last_texts, "value", None)
-        return self.pool(orjson.loads(raw), texts).tolist()
+        return self.pool_json(raw, texts).tolist()
 
     # response size
     pads_batches = True
@@ -133,8 +194,20 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
         tokenizer = self._load_tokenizer()
         return [len(enc.ids) for enc in tokenizer.encode_batch(list(texts))]
 
+    def pool_json(self, raw: bytes, texts: Sequence[str] | None = None) -> np.ndarray:
+        """Pool an endpoint's JSON answer (bytes) into one row per input: `pool` after parsing it."""
+        parsed = token_matrices(raw)
+        if parsed is None:
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise EmbeddingOutputError(f"the embedding endpoint's answer is not JSON: {exc}") from None
+            return self.pool(data, texts)
+        depth, matrices = parsed
+        return self._pool_tokens(depth, matrices, texts)
+
     def pool(self, data: Any, texts: Sequence[str] | None = None) -> np.ndarray:
-        """Pool an endpoint output into one row per input."""
+        """Pool a parsed endpoint output into one row per input."""
         if isinstance(data, dict):
             for key in ("embeddings", "embedding", "vectors", "outputs"):
                 if key in data:
@@ -143,16 +216,12 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
         depth = _depth(data)
         n_inputs = len(texts) if texts is not None else None
         if depth == 4:  # one (1, len_i, dim) array per input
-            items = [np.asarray(item, dtype=np.float32) for item in data]
+            items = [_float_array(item) for item in data]
             if any(item.ndim != 3 or item.shape[0] != 1 for item in items):
                 raise EmbeddingOutputError("expected one (1, tokens, dim) array per input")
-            return mean_pool([item[0] for item in items], None, self.normalize)
-        if depth == 3:  # padded (batch, max_len, dim), or ragged (len_i, dim) per input
-            items = [np.asarray(item, dtype=np.float32) for item in data]
-            lengths = None
-            if len({len(item) for item in items}) == 1 and texts is not None and len(items) > 1:
-                lengths = self.token_counts(texts)
-            return mean_pool(items, lengths, self.normalize)
+            return self._pool_tokens(4, [item[0] for item in items], texts)
+        if depth == 3:
+            return self._pool_tokens(3, [_float_array(item) for item in data], texts)
         if depth == 2:
             matrix = np.asarray(data, dtype=np.float64)
             if n_inputs == 1 and matrix.shape[0] != 1:
@@ -161,6 +230,14 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
             # already pooled: one row per input
             return mean_pool([row[None, :] for row in matrix], None, self.normalize)
         raise EmbeddingOutputError(f"cannot pool an embedding output nested {depth} deep")
+
+    def _pool_tokens(self, depth: int, items: list[np.ndarray], texts: Sequence[str] | None) -> np.ndarray:
+        """Pool one `(tokens, dim)` matrix per input. Depth 4 answers are never padded; a depth 3 answer
+        whose matrices all have one length may be (batch, max_len, dim) padded: count real tokens."""
+        lengths = None
+        if depth == 3 and len({len(item) for item in items}) == 1 and texts is not None and len(items) > 1:
+            lengths = self.token_counts(texts)
+        return mean_pool(items, lengths, self.normalize)
 
     def _load_tokenizer(self) -> Any:
         with self._lock:

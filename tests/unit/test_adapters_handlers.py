@@ -18,6 +18,7 @@ from sagerag.adapters import (
     render_llama2_chat,
 )
 from sagerag.adapters._stream import StopWordFilter, cut_at_stop, iter_payload_lines
+from sagerag.errors import EmbeddingOutputError
 from sagerag.local.sagemaker.llama2_markup import parse_llama2_chat
 
 
@@ -140,6 +141,23 @@ def test_minilm_padded_output_pools_over_real_tokens_only() -> None:
     short = _tokens(counts[0], value=1.0) + _tokens(width - counts[0], value=100.0)  # padding holds junk
     padded = [short, _tokens(width, value=2.0)]
     assert np.allclose(handler.pool(padded, texts), [[1.0] * 4, [2.0] * 4])
+
+
+def test_minilm_reads_json_bytes_like_parsed_data_and_reports_malformed_answers() -> None:
+    handler = MiniLMContentHandler(normalize=False)
+    ragged = [[_tokens(2, value=1.0)], [_tokens(3, value=3.0)]]
+    body = io.BytesIO(json.dumps(ragged).encode())
+    assert np.allclose(handler.transform_output(body), [[1.0] * 4, [3.0] * 4])
+    wrapped = json.dumps({"embeddings": ragged}).encode()
+    assert np.allclose(handler.pool_json(wrapped), [[1.0] * 4, [3.0] * 4])
+    # rows of different widths inside one input, or a value that is no number: an error, not a vector
+    uneven = [[[1.0, 2.0], [3.0]]]
+    with pytest.raises(EmbeddingOutputError, match="equal-length lists of numbers"):
+        handler.pool_json(json.dumps(uneven).encode())
+    with pytest.raises(EmbeddingOutputError, match="equal-length lists of numbers"):
+        handler.pool_json(json.dumps([[["a", "b"], ["c", "d"]]]).encode())
+    with pytest.raises(EmbeddingOutputError, match="not JSON"):
+        handler.pool_json(b"[[[1.0, 2.0]")
 
 
 def test_minilm_normalises_by_default_and_rejects_unknown_shapes() -> None:

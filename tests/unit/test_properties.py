@@ -6,7 +6,9 @@ the layout option (`best_last`) and hostile source ids, which that test does not
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import numpy as np
 from hypothesis import given, settings
@@ -53,6 +55,13 @@ class _CountingHandler(MiniLMContentHandler):
         return list(self._lengths)
 
 
+def _pool(handler: MiniLMContentHandler, data: Any, texts: list[str] | None = None) -> np.ndarray:
+    """`pool` of parsed data, checked against `pool_json` of its JSON bytes (the path ingest takes)."""
+    pooled = handler.pool(data, texts)
+    np.testing.assert_array_equal(handler.pool_json(json.dumps(data).encode(), texts), pooled)
+    return pooled
+
+
 @settings(max_examples=150, deadline=None)
 @given(token_batches(), st.booleans())
 def test_pooling_matches_masked_mean_for_every_container_shape(
@@ -67,25 +76,25 @@ def test_pooling_matches_masked_mean_for_every_container_shape(
     tol = {"rtol": 1e-5, "atol": 1e-6}
 
     # newer containers: one (1, len_i, dim) array per input (4-D), needs no tokenizer
-    np.testing.assert_allclose(handler.pool([r[None].tolist() for r in ragged]), expected, **tol)
+    np.testing.assert_allclose(_pool(handler, [r[None].tolist() for r in ragged]), expected, **tol)
     np.testing.assert_allclose(
-        handler.pool({"embeddings": [r[None].tolist() for r in ragged]}), expected, **tol
+        _pool(handler, {"embeddings": [r[None].tolist() for r in ragged]}), expected, **tol
     )
     # ragged 3-D: (len_i, dim) per input
-    np.testing.assert_allclose(handler.pool([r.tolist() for r in ragged], None), expected, **tol)
+    np.testing.assert_allclose(_pool(handler, [r.tolist() for r in ragged], None), expected, **tol)
     # older containers: padded (batch, max_len, dim) with junk in the padding; lengths from the tokenizer
     padded = tokens.copy()
     if batch > 1:
-        np.testing.assert_allclose(handler.pool(padded.tolist(), texts), expected, **tol)
+        np.testing.assert_allclose(_pool(handler, padded.tolist(), texts), expected, **tol)
     else:  # a single input has no padding: its whole output is its tokens
-        np.testing.assert_allclose(handler.pool(ragged[0][None].tolist(), texts), expected, **tol)
-        np.testing.assert_allclose(handler.pool(ragged[0].tolist(), texts), expected, **tol)
+        np.testing.assert_allclose(_pool(handler, ragged[0][None].tolist(), texts), expected, **tol)
+        np.testing.assert_allclose(_pool(handler, ragged[0].tolist(), texts), expected, **tol)
     # already pooled (batch, dim): passed through (normalised when asked)
-    pooled = handler.pool(expected.tolist(), texts)
+    pooled = _pool(handler, expected.tolist(), texts)
     if batch > 1 or expected.shape[0] == 1:
         reference = reference_pool(expected[:, None, :], [1] * batch, normalize)
         np.testing.assert_allclose(pooled, reference, **tol)
-    assert handler.pool(padded.tolist(), texts).shape == (batch, tokens.shape[2])
+    assert _pool(handler, padded.tolist(), texts).shape == (batch, tokens.shape[2])
 
 
 _BLOCK = re.compile(r'<context source="[^"\n]*">\n.*?\n</context>', re.DOTALL)
