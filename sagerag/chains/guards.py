@@ -12,6 +12,7 @@ what a stream has shown never needs retracting, and the streamed answer equals t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sagerag.chains.abstain import AnswerStream
@@ -23,6 +24,9 @@ DEFAULT_REPEAT_WORDS = 12
 
 _LEAD_IN = (":", ",", ";", "-", "{", "[", "(")
 """Line endings that announce more to come."""
+
+_FENCE_OPENER = re.compile(r"(```|~~~)[\w+#.-]*")
+"""A Markdown code-fence line (with its language, if any): held last, it opens a block that never came."""
 
 Pending = list[tuple[str, str]]
 """Complete sentences awaiting judgement: ``(separator before it, sentence)``."""
@@ -165,10 +169,14 @@ class AnswerGuard:
 
         Held lines that end in a lead-in mark ("..., including:", '"model": {') announce a list or block
         that the loop guard cut or the grounding check dropped: alone they say nothing and end
-        mid-sentence, so the answer is "I don't know" instead."""
+        mid-sentence, so the answer is "I don't know" instead. A code fence held last ("... the following
+        code:" then "```python", its code lines dropped) opens a block that never came: it goes first."""
         if self.answer:
             return ""
-        held = self._unterminated.strip()
+        lines = self._unterminated.strip().splitlines()
+        while lines and _FENCE_OPENER.fullmatch(lines[-1].strip()):
+            lines.pop()
+        held = "\n".join(lines).strip()
         self.answer = IDK if not held or held.endswith(_LEAD_IN) else held
         return self.answer
 

@@ -203,6 +203,25 @@ def test_a_lone_lead_in_is_not_an_answer(store: InMemoryVectorStore) -> None:
     assert lone["answer"] == "Managed Spot Training works with all instances"
 
 
+def test_a_code_fence_whose_code_was_dropped_is_not_an_answer() -> None:
+    """ "... the following code:" then "```python" with the code lines dropped: an empty block's opener."""
+    said = "You can start a job with the following code:\n```python\nimport boto3\nboto3.client('sagemaker')\n```"
+
+    def answer(keep_code: bool) -> str:
+        guard = AnswerGuard(loop_guard=False)
+        pending = [sentence for token in said for sentence in guard.feed(token)] + guard.finish()
+        out = "".join(
+            guard.accept(sep, text, keep_code or not text.startswith(("import", "boto3")))
+            for sep, text in pending
+        )
+        return out + guard.close()
+
+    assert answer(keep_code=False) == IDK
+    assert answer(keep_code=True).startswith(
+        "You can start a job with the following code:\n```python\nimport"
+    )
+
+
 def test_yes_no_answer_is_scored_with_its_question() -> None:
     """A bare "No, you do not ..." takes its content from the question; other sentences get no such help."""
     question = "Do I pay twice for Managed Spot Training?"
