@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sagerag.deploy import images, pricing, scaling
 from sagerag.deploy.scaling import ScalingSpec
 from sagerag.errors import InputError
+from sagerag.kinds import EmbeddingsKind, LLMKind
 
 if TYPE_CHECKING:  # pydantic loads only when a token is read: the CLI imports this module to show defaults
     from pydantic import SecretStr
@@ -30,7 +31,7 @@ DEFAULT_EMBEDDINGS_ENDPOINT = "sagerag-minilm"
 DEFAULT_LLM_INSTANCE_TYPE = "ml.g5.4xlarge"
 DEFAULT_EMBEDDINGS_INSTANCE_TYPE = "ml.m5.xlarge"
 """MiniLM (22M parameters) is fast enough on CPU; a GPU instance would cost ~6x more per hour."""
-EMBEDDINGS_CONTAINERS = {"huggingface": "feature-extraction", "tei": "tei"}
+EMBEDDINGS_CONTAINERS: dict[str, EmbeddingsKind] = {"huggingface": "feature-extraction", "tei": "tei"}
 """`--embeddings-container` choices and the `embeddings_kind` each gives the config file: the Hugging Face
 inference toolkit (per-token output) or Text Embeddings Inference (pooled, ~100x smaller responses)."""
 DEFAULT_EMBEDDINGS_CONTAINER = "huggingface"
@@ -187,9 +188,9 @@ class DeployPlan:
     deployment: str
     region: str
     role_arn: str | None
-    llm_kind: str
+    llm_kind: LLMKind
     endpoints: tuple[PlannedEndpoint, ...]
-    embeddings_kind: str = "feature-extraction"
+    embeddings_kind: EmbeddingsKind = "feature-extraction"
     """What the config file's `embeddings_kind` becomes: `feature-extraction` or `tei`."""
     warnings: tuple[str, ...] = ()
 
@@ -278,7 +279,7 @@ def _validate(options: DeployOptions) -> None:
         )
 
 
-def _llm_model(options: DeployOptions, name: str, resolve_jumpstart: bool) -> tuple[ModelSpec, str]:
+def _llm_model(options: DeployOptions, name: str, resolve_jumpstart: bool) -> tuple[ModelSpec, LLMKind]:
     """The LLM's model spec and its `llm_kind` for the config file."""
     if options.jumpstart_model_id:
         if not resolve_jumpstart:
