@@ -3,7 +3,8 @@ integration vs sagerag, each as a share of what the endpoint could serve.
 
 The endpoint answers with real MiniLM output (recorded once per text) and spends the time a remote
 endpoint would (`sagerag.local.sagemaker.simulated.RemoteTiming`: round trip, per-request, per-token and
-per-response-byte service time, `instances` model servers with a queue). It runs in a child process with
+per-response-byte service time, `instances` x `--workers` model servers with a queue, one GPU per instance).
+It runs in a child process with
 the local Pinecone, so this process is the client alone: its CPU time is the client's.
 
 Endpoints (`--endpoints`):
@@ -16,17 +17,19 @@ Ways:
 2. stock: langchain-community `SagemakerEndpointEmbeddings` (chunk 64, sequential) + sequential upserts of 100
 3. sagerag: `ingest_documents` (what `sagerag ingest` runs: ledger, `PineconeStore`, `SagemakerEmbeddings`)
 
-Capacity is the endpoint's throughput at sagerag's own batches (all instances busy): texts x instances /
-the service time the sagerag run used (counted by the endpoint). The two sequential ways' rates do not
+Capacity is the endpoint's throughput at sagerag's own batches with every worker (or GPU) busy:
+`RemoteTiming.capacity` at the mean tokens, bytes and texts per request the sagerag run sent. The two sequential ways' rates do not
 depend on corpus size; they are timed once per endpoint setting on `--seq-cap` texts.
 
 Run: nice -n 10 python scripts/bench_ingest.py [--texts 2000 20000] [--rtt-ms 0 30 100] [--instances 1 4]
+[--workers 1 4]
 (prints tables; measures, asserts nothing)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import statistics
@@ -75,8 +78,8 @@ def corpus(n: int) -> list[str]:
     return [distinct[i % len(distinct)] for i in range(n)]
 
 
-def endpoint_name(kind: str, rtt_ms: float, instances: int) -> str:
-    return f"{kind}-{rtt_ms:g}ms-{instances}"
+def endpoint_name(kind: str, rtt_ms: float, instances: int, workers: int = 1) -> str:
+    return f"{kind}-{rtt_ms:g}ms-{instances}x{workers}"
 
 
 # -- the server side: a child process --------------------------------------------------------------------
@@ -127,8 +130,8 @@ def serve(
             if command == "stop":
                 return
             endpoint = endpoints[name]
-            conn.send((endpoint.requests, endpoint.texts, endpoint.busy_s))
-            endpoint.requests, endpoint.texts, endpoint.busy_s = 0, 0, 0.0
+            conn.send((endpoint.requests, endpoint.capacity()))
+            endpoint.reset()
 
 
 # -- the client side: the three ways ----------------------------------------------------------------------
@@ -192,6 +195,7 @@ class Row:
     texts: int
     rtt_ms: float
     instances: int
+    workers: int
     endpoint: str
     way: str
     rate: float
@@ -208,6 +212,14 @@ def main() -> None:
     parser.add_argument("--texts", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--rtt-ms", type=float, nargs="+", default=[0, 30, 100])
     parser.add_argument("--instances", type=int, nargs="+", default=[1, 4])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="model-server workers per instance of the token-level endpoints (1: the toolkit's default on a "
+        "one-GPU instance; 4: what sagerag deploy sets on ml.g5.xlarge, its vCPUs); TEI always 1",
+    )
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINTS), choices=ENDPOINTS)
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     parser.add_argument("--per-request-ms", type=float, default=RemoteTiming.per_request_s * 1000)
@@ -231,7 +243,7 @@ def main() -> None:
     global INGEST_BATCH, EMBED_CHUNK
     INGEST_BATCH, EMBED_CHUNK = args.ingest_batch, args.embed_chunk
 
-    def timing(kind: str, rtt: float, instances: int) -> tuple[bool, RemoteTiming]:
+    def timing(kind: str, rtt: float, instances: int, workers: int) -> tuple[bool, RemoteTiming]:
         per_byte = {
             "toolkit": args.toolkit_ns_per_byte / 1e9,
             "toolkit-free": 0.0,
@@ -243,13 +255,18 @@ def main() -> None:
             per_token_s=args.per_token_us / 1e6,
             instances=instances,
             per_response_byte_s=per_byte[kind],
+            workers=workers,
         )
 
+    def workers_of(kind: str) -> list[int]:
+        return [1] if kind == "tei" else args.workers
+
     specs = {
-        endpoint_name(k, r, i): timing(k, r, i)
+        endpoint_name(k, r, i, w): timing(k, r, i, w)
         for k in args.endpoints
         for r in args.rtt_ms
         for i in args.instances
+        for w in workers_of(k)
     }
     everything = corpus(max(args.texts))
     distinct = list(dict.fromkeys(everything))
@@ -278,7 +295,7 @@ def main() -> None:
     # stock run, 55 MB answers, took 10x longer than the same run later).
     token_level = [k for k in args.endpoints if k != "tei"]
     if token_level and set(args.ways) - {"sagerag"}:
-        first = endpoint_name(token_level[0], args.rtt_ms[0], args.instances[-1])
+        first = endpoint_name(token_level[0], args.rtt_ms[0], args.instances[-1], args.workers[0])
         stock(client, index, first, everything[:64], "warm-up")
         tutorial_loop(client, index, first, everything[:4], "warm-up")
         index.delete(delete_all=True, namespace="warm-up")
@@ -286,53 +303,53 @@ def main() -> None:
         ours.recv()
 
     rows: list[Row] = []
-    sequential: dict[tuple[float, int, str, str], Row] = {}
+    sequential: dict[tuple[float, int, int, str, str], Row] = {}
     for n in args.texts:
         texts = everything[:n]
         for kind in args.endpoints:
             if n > DISTINCT and args.big_only is not None and kind not in args.big_only:
                 continue
-            for rtt in args.rtt_ms:
-                for instances in args.instances:
-                    name = endpoint_name(kind, rtt, instances)
-                    ways = ["sagerag"] if kind == "tei" else args.ways
-                    for way in ways:
-                        key = (rtt, instances, kind, way)
-                        if way != "sagerag" and key in sequential:
-                            rows.append(Row(**{**sequential[key].__dict__, "texts": n}))
-                            continue
-                        timed = texts if way == "sagerag" else texts[: args.seq_cap]
-                        namespace = f"{way.split()[0]}-{n}-{name}"
-                        cpu, started = time.process_time(), time.perf_counter()
-                        if way == "tutorial loop":
-                            tutorial_loop(client, index, name, timed, namespace)
-                        elif way == "stock integration":
-                            stock(client, index, name, timed, namespace)
-                        elif kind == "tei":
-                            handler = TEIContentHandler()
-                            sagerag_way(
-                                client, index, name, timed, namespace, content_handler=handler, **fields
-                            )
-                        else:
-                            sagerag_way(client, index, name, timed, namespace, **fields)
-                        wall = time.perf_counter() - started
-                        cpu = (time.process_time() - cpu) / wall
-                        index.delete(delete_all=True, namespace=namespace)
-                        ours.send(("counters", name))
-                        requests, served, busy = ours.recv()
-                        row = Row(n, rtt, instances, kind, way, len(timed) / wall, cpu, requests, len(timed))
-                        if way == "sagerag":
-                            row.capacity = served * instances / busy
-                        else:
-                            sequential[key] = row
-                        rows.append(row)
-                        print(
-                            f"  {n} texts, {kind}, {rtt:g} ms, {instances} instance(s), {way}: "
-                            f"{row.rate:.1f} texts/s on {len(timed)}, {requests} requests, "
-                            f"client CPU {cpu:.0%} of a core"
-                            + (f", capacity {row.capacity:.0f}/s" if row.capacity else ""),
-                            flush=True,
-                        )
+            for rtt, instances, workers in itertools.product(args.rtt_ms, args.instances, workers_of(kind)):
+                name = endpoint_name(kind, rtt, instances, workers)
+                ways = ["sagerag"] if kind == "tei" else args.ways
+                for way in ways:
+                    key = (rtt, instances, workers, kind, way)
+                    if way != "sagerag" and key in sequential:
+                        rows.append(Row(**{**sequential[key].__dict__, "texts": n}))
+                        continue
+                    timed = texts if way == "sagerag" else texts[: args.seq_cap]
+                    namespace = f"{way.split()[0]}-{n}-{name}"
+                    cpu, started = time.process_time(), time.perf_counter()
+                    if way == "tutorial loop":
+                        tutorial_loop(client, index, name, timed, namespace)
+                    elif way == "stock integration":
+                        stock(client, index, name, timed, namespace)
+                    elif kind == "tei":
+                        handler = TEIContentHandler()
+                        sagerag_way(client, index, name, timed, namespace, content_handler=handler, **fields)
+                    else:
+                        sagerag_way(client, index, name, timed, namespace, **fields)
+                    wall = time.perf_counter() - started
+                    cpu = (time.process_time() - cpu) / wall
+                    index.delete(delete_all=True, namespace=namespace)
+                    ours.send(("counters", name))
+                    requests, capacity = ours.recv()
+                    row = Row(
+                        n, rtt, instances, workers, kind, way, len(timed) / wall, cpu, requests, len(timed)
+                    )
+                    if way == "sagerag":
+                        row.capacity = capacity
+                    else:
+                        sequential[key] = row
+                    rows.append(row)
+                    print(
+                        f"  {n} texts, {kind}, {rtt:g} ms, {instances} instance(s) x {workers} worker(s), "
+                        f"{way}: "
+                        f"{row.rate:.1f} texts/s on {len(timed)}, {requests} requests, "
+                        f"client CPU {cpu:.0%} of a core"
+                        + (f", capacity {row.capacity:.0f}/s" if row.capacity else ""),
+                        flush=True,
+                    )
     ours.send(("stop", ""))
     child.join(30)
 
@@ -348,33 +365,34 @@ def main() -> None:
     table = []
     for n in args.texts:
         for kind in args.endpoints:
-            for rtt in args.rtt_ms:
-                for instances in args.instances:
-                    found = {
-                        r.way: r
-                        for r in rows
-                        if (r.texts, r.endpoint, r.rtt_ms, r.instances) == (n, kind, rtt, instances)
-                    }
-                    if "sagerag" not in found:
-                        continue
-                    capacity = found["sagerag"].capacity
-                    line = [str(n), kind, f"{rtt:g}", str(instances), f"{capacity:.0f}"]
-                    for way in args.ways:
-                        r = found.get(way)
-                        line.append(f"{r.rate:.1f} ({r.rate / capacity:.0%}; {r.cpu:.0%})" if r else "-")
-                    s = found["sagerag"]
-                    line.append(f"{s.timed / s.requests:.1f}")
-                    line += [
-                        f"{s.rate / found[w].rate:.1f}x" if w in found else "-"
-                        for w in ("tutorial loop", "stock integration")
-                    ]
-                    table.append(line)
+            for rtt, instances, workers in itertools.product(args.rtt_ms, args.instances, workers_of(kind)):
+                found = {
+                    r.way: r
+                    for r in rows
+                    if (r.texts, r.endpoint, r.rtt_ms, r.instances, r.workers)
+                    == (n, kind, rtt, instances, workers)
+                }
+                if "sagerag" not in found:
+                    continue
+                capacity = found["sagerag"].capacity
+                line = [str(n), kind, f"{rtt:g}", str(instances), str(workers), f"{capacity:.0f}"]
+                for way in args.ways:
+                    r = found.get(way)
+                    line.append(f"{r.rate:.1f} ({r.rate / capacity:.0%}; {r.cpu:.0%})" if r else "-")
+                s = found["sagerag"]
+                line.append(f"{s.timed / s.requests:.1f}")
+                line += [
+                    f"{s.rate / found[w].rate:.1f}x" if w in found else "-"
+                    for w in ("tutorial loop", "stock integration")
+                ]
+                table.append(line)
     print_table(
         [
             "texts",
             "endpoint",
             "round trip ms",
             "instances",
+            "workers",
             "capacity texts/s",
             *args.ways,
             "sagerag texts/request",

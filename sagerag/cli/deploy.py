@@ -234,6 +234,14 @@ def deploy(
     tei_version: Annotated[
         str | None, typer.Option(help="TEI container version (default: the newest the SDK knows).")
     ] = None,
+    embeddings_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Model-server workers of the huggingface container (SAGEMAKER_MODEL_SERVER_WORKERS); "
+            "default: the instance's vCPUs, so that writing token-level JSON uses all of them "
+            "(the container alone starts one per GPU).",
+        ),
+    ] = None,
     timeout: Annotated[
         float, typer.Option(min=1, help="Seconds to wait for InService.")
     ] = _plan.WAIT_TIMEOUT_S,
@@ -274,6 +282,7 @@ def deploy(
             scale_out_cooldown_s=scale_out_cooldown,
             embeddings_container=embeddings_container,
             tei_version=tei_version,
+            embeddings_workers=embeddings_workers,
             tgi_version=tgi_version,
             hf_inference_version=hf_inference_version,
             hf_token=token,

@@ -9,6 +9,7 @@ guessing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -103,6 +104,22 @@ def gpu_count(region: str, instance_type: str) -> int | None:
         return None
     count = info.get(instance_type, {}).get("Count")
     return int(count) if count else None
+
+
+_SIZE_RE = re.compile(r"^ml\.[a-z0-9-]+\.(?:(?P<n>\d+)?xlarge|(?P<large>large))$")
+
+
+def vcpu_count(instance_type: str) -> int | None:
+    """vCPUs of an instance type from its size, EC2's naming rule: large 2, xlarge 4, Nxlarge 4N.
+
+    None for sizes the rule does not cover (medium, metal). The SageMaker SDK has GPU counts but no vCPU
+    table; the rule holds for the families SageMaker hosts (m, c, r, g, p, inf, trn)."""
+    match = _SIZE_RE.match(instance_type)
+    if not match:
+        return None
+    if match["large"]:
+        return 2
+    return 4 * int(match["n"] or 1)
 
 
 @dataclass(frozen=True)

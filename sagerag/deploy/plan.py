@@ -31,6 +31,8 @@ DEFAULT_EMBEDDINGS_ENDPOINT = "sagerag-minilm"
 DEFAULT_LLM_INSTANCE_TYPE = "ml.g5.4xlarge"
 DEFAULT_EMBEDDINGS_INSTANCE_TYPE = "ml.m5.xlarge"
 """MiniLM (22M parameters) is fast enough on CPU; a GPU instance would cost ~6x more per hour."""
+MODEL_SERVER_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+"""The SageMaker inference toolkit's setting for its model server's workers per model."""
 EMBEDDINGS_CONTAINERS: dict[str, EmbeddingsKind] = {"huggingface": "feature-extraction", "tei": "tei"}
 """`--embeddings-container` choices and the `embeddings_kind` each gives the config file: the Hugging Face
 inference toolkit (per-token output) or Text Embeddings Inference (pooled, ~100x smaller responses)."""
@@ -94,6 +96,8 @@ class DeployOptions:
     """`huggingface` (inference toolkit, feature-extraction) or `tei` (Text Embeddings Inference)."""
     tei_version: str | None = None
     """TEI container version; None takes the newest the SDK knows."""
+    embeddings_workers: int | None = None
+    """Model-server workers of the inference toolkit container; None: the instance's vCPUs."""
     tgi_version: str | None = None
     hf_inference_version: str = images.DEFAULT_HF_TRANSFORMERS_VERSION
     hf_token: SecretStr | None = None
@@ -273,6 +277,14 @@ def _validate(options: DeployOptions) -> None:
             f"embeddings container {options.embeddings_container!r} is not one of "
             f"{', '.join(EMBEDDINGS_CONTAINERS)}"
         )
+    if options.embeddings_workers is not None:
+        if options.embeddings_container == "tei":
+            raise InputError(
+                "--embeddings-workers applies to the huggingface container; TEI batches concurrent "
+                "requests itself: leave it out"
+            )
+        if options.embeddings_workers < 1:
+            raise InputError(f"--embeddings-workers {options.embeddings_workers}: give 1 or more")
     if options.role_arn and not _ROLE_RE.match(options.role_arn):
         raise InputError(
             f"IAM role {options.role_arn!r} is not a role ARN (arn:aws:iam::<account>:role/<name>)"
@@ -321,7 +333,14 @@ def _embeddings_container(options: DeployOptions) -> tuple[str, dict[str, str]]:
     image = images.resolve_hf_inference_image(
         options.region, options.embeddings_instance_type, options.hf_inference_version
     )
-    return image, {"HF_MODEL_ID": options.embeddings_model_id, "HF_TASK": "feature-extraction"}
+    env = {"HF_MODEL_ID": options.embeddings_model_id, "HF_TASK": "feature-extraction"}
+    # The toolkit's model server starts one worker per GPU (one on ml.g5.xlarge), and a worker spends ~45x
+    # its forward pass writing the token-level JSON on one CPU (docs/benchmarks.md): one worker per vCPU
+    # lets every vCPU write. On CPU instances that is the server's own default.
+    workers = options.embeddings_workers or images.vcpu_count(options.embeddings_instance_type)
+    if workers:
+        env[MODEL_SERVER_WORKERS_ENV] = str(workers)
+    return image, env
 
 
 def _limits(

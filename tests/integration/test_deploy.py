@@ -160,6 +160,7 @@ def test_dry_run_needs_no_credentials_and_resolves_real_image_uris() -> None:
     assert emb["environment"] == {
         "HF_MODEL_ID": "sentence-transformers/all-MiniLM-L6-v2",
         "HF_TASK": "feature-extraction",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "4",  # ml.m5.xlarge's vCPUs
     }
     assert "cpu" in emb["image"] and emb["instance_type"] == "ml.m5.xlarge"
     assert plan["estimated_hourly_usd_total"] == pytest.approx(2.26)
@@ -195,6 +196,28 @@ def test_dry_run_tei_shows_the_tei_image_for_the_region(region: str, instance_ty
     }
     table = cli("deploy", "--dry-run", *common)
     assert table.exit_code == 0 and emb["image"] in table.stdout and "embeddings_kind tei" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "workers"),
+    [
+        (["--embeddings-instance-type", "ml.g5.xlarge"], "4"),  # one GPU: the container alone starts 1
+        (["--embeddings-instance-type", "ml.g5.2xlarge"], "8"),
+        (["--embeddings-instance-type", "ml.g5.xlarge", "--embeddings-workers", "2"], "2"),
+    ],
+)
+def test_dry_run_toolkit_workers_default_to_the_instance_s_vcpus(extra: list[str], workers: str) -> None:
+    result = cli("deploy", "--dry-run", "--json", *extra)
+    assert result.exit_code == 0, result.output
+    emb = json.loads(result.stdout)["endpoints"][1]
+    assert emb["environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] == workers
+
+
+def test_embeddings_workers_with_tei_or_below_one_is_a_one_line_input_error() -> None:
+    tei = cli("deploy", "--dry-run", "--embeddings-container", "tei", "--embeddings-workers", "4")
+    assert tei.exit_code == 2 and "--embeddings-workers applies to the huggingface container" in tei.output
+    zero = cli("deploy", "--dry-run", "--embeddings-workers", "0")
+    assert zero.exit_code == 2 and "--embeddings-workers 0: give 1 or more" in zero.output
 
 
 def test_unknown_embeddings_container_is_a_one_line_input_error() -> None:

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import pytest
 
 from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
 from sagerag.local import LocalRuntime
@@ -84,6 +85,34 @@ def test_requests_beyond_the_instances_queue(runtime: LocalRuntime) -> None:
     assert simulated.requests == 4 and abs(simulated.busy_s - 0.2) < 1e-9
 
 
+def test_workers_share_an_instance_s_gpu(runtime: LocalRuntime) -> None:
+    """Two workers serve two requests at once; their forward passes still take turns on the one GPU."""
+    inner = FeatureExtraction(runtime.app.registry.get("minilm"))
+    simulated = SimulatedFeatureExtraction(inner, RemoteTiming(round_trip_s=0, per_token_s=0, workers=2))
+    simulated.record(TEXTS)
+    n_tokens = simulated.tokens(TEXTS[0])
+    body = json.dumps({"inputs": TEXTS[:1]}).encode()
+
+    def wall(timing: RemoteTiming) -> float:
+        endpoint = simulated.retimed(timing)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: endpoint.invoke(body), range(4)))
+        assert endpoint.requests == 4 and endpoint.capacity() > 0
+        return time.perf_counter() - started
+
+    cpu_bound = RemoteTiming(round_trip_s=0, per_request_s=0.05, per_token_s=0, workers=2)
+    assert wall(cpu_bound) >= 2 * 0.05  # four requests on two workers: two rounds
+    gpu_bound = RemoteTiming(round_trip_s=0, per_request_s=0, per_token_s=0.05 / n_tokens, workers=4)
+    assert wall(gpu_bound) >= 4 * 0.05 * 0.999  # four workers, one GPU: the forward passes in turn
+
+
 def test_capacity_is_instances_times_batch_throughput() -> None:
     timing = RemoteTiming(per_request_s=0.01, per_token_s=0.0001, instances=4)
     assert timing.capacity(tokens_per_text=50, texts_per_request=32) == 4 * 32 / (0.01 + 0.0001 * 1600)
+    # workers multiply it until the GPU is the limit
+    service = 0.01 + 0.00001 * 1600 + 1e-8 * 32 * 800_000
+    toolkit = RemoteTiming(per_request_s=0.01, per_token_s=0.00001, per_response_byte_s=1e-8, workers=4)
+    assert toolkit.capacity(50, 32, 800_000) == pytest.approx(4 * 32 / service)
+    many = RemoteTiming(per_request_s=0.01, per_token_s=0.00001, per_response_byte_s=1e-8, workers=64)
+    assert many.capacity(50, 32, 800_000) == pytest.approx(32 / (0.00001 * 1600))

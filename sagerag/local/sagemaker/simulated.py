@@ -4,8 +4,9 @@ On a small shared machine the local MiniLM competes with the client for the same
 benchmark against it measures the emulator's compute, not the client pipeline users run against a GPU
 endpoint on another machine. This container answers with real MiniLM output, recorded once per text, and
 spends the time a remote endpoint would: half a network round trip each way, and a service time per
-request, per input token and per response byte (the container writing its JSON) on one of `instances`
-model servers. Requests beyond `instances` queue, as they do on a real endpoint's instances.
+request, per input token and per response byte (the container writing its JSON) on one of the `workers`
+model-server processes of one of `instances` instances; the forward passes of an instance's workers share
+its one GPU. Requests beyond that queue, as they do on a real endpoint's instances.
 
 Two answer formats, both recorded from the same forward pass:
 - token level (`pooled=False`), as the Hugging Face inference toolkit answers `feature-extraction`: one
@@ -50,22 +51,33 @@ class RemoteTiming:
     per_token_s: float = 0.000_005
     """GPU forward pass per input token (all-MiniLM-L6-v2 on an A10G-class GPU)."""
     instances: int = 1
-    """Model servers behind the endpoint; each serves one request at a time."""
+    """Instances behind the endpoint, one GPU each."""
     per_response_byte_s: float = 0.0
     """Container time per response byte (writing its JSON): `TOOLKIT_JSON_S_PER_BYTE`, `TEI_JSON_S_PER_BYTE`."""
+    workers: int = 1
+    """Model-server processes per instance, each serving one request at a time. The inference toolkit
+    starts one per GPU (one on ml.g5.xlarge) unless `SAGEMAKER_MODEL_SERVER_WORKERS` says otherwise;
+    `sagerag deploy` sets it to the instance's vCPUs, so that the toolkit's CPU-bound part, writing JSON,
+    runs on all of them. Their forward passes take turns on the instance's GPU."""
 
     def service_s(self, tokens: int, response_bytes: int = 0) -> float:
-        """Seconds one request of `tokens` input tokens and `response_bytes` of answer holds an instance."""
-        return self.per_request_s + self.per_token_s * tokens + self.per_response_byte_s * response_bytes
+        """Seconds one request of `tokens` input tokens and `response_bytes` of answer holds a worker."""
+        return self.per_request_s + self.gpu_s(tokens) + self.per_response_byte_s * response_bytes
+
+    def gpu_s(self, tokens: int) -> float:
+        """Seconds of that on the instance's GPU (the forward pass)."""
+        return self.per_token_s * tokens
 
     def capacity(
         self, tokens_per_text: float, texts_per_request: float, bytes_per_text: float = 0.0
     ) -> float:
-        """Texts per second the endpoint can serve at most, with every instance busy."""
-        per_request = self.service_s(
-            round(tokens_per_text * texts_per_request), round(bytes_per_text * texts_per_request)
-        )
-        return self.instances * texts_per_request / per_request
+        """Texts per second the endpoint can serve at most, with every worker busy (or every GPU)."""
+        tokens = round(tokens_per_text * texts_per_request)
+        per_request = self.service_s(tokens, round(bytes_per_text * texts_per_request))
+        per_instance = self.workers / per_request
+        if self.gpu_s(tokens) > 0:
+            per_instance = min(per_instance, 1 / self.gpu_s(tokens))
+        return self.instances * texts_per_request * per_instance
 
 
 class _Answer(NamedTuple):
@@ -89,11 +101,15 @@ class SimulatedFeatureExtraction:
         self.timing = timing
         self.pooled = pooled
         self._answers: dict[str, _Answer] = {}
-        self._instances = threading.BoundedSemaphore(timing.instances)
+        self._workers = threading.BoundedSemaphore(timing.instances * timing.workers)
+        self._gpus = threading.BoundedSemaphore(timing.instances)
         self._lock = threading.Lock()
         self.requests = 0
         self.texts = 0
         self.busy_s = 0.0
+        """Worker-seconds of service."""
+        self.tokens_served = 0
+        self.bytes_served = 0
 
     def retimed(self, timing: RemoteTiming, pooled: bool | None = None) -> SimulatedFeatureExtraction:
         """The same recordings behind another timing model (and format), with fresh counters."""
@@ -139,16 +155,35 @@ class SimulatedFeatureExtraction:
         answers = [self._answers[t] for t in texts]
         parts = [a.pooled if self.pooled else a.tokens for a in answers]
         output = b"[" + b",".join(parts) + b"]"
-        service = self.timing.service_s(sum(a.n_tokens for a in answers), len(output))
+        n_tokens = sum(a.n_tokens for a in answers)
+        service, gpu = self.timing.service_s(n_tokens, len(output)), self.timing.gpu_s(n_tokens)
         time.sleep(self.timing.round_trip_s / 2)
-        with self._instances:
-            time.sleep(service)
+        with self._workers:
+            with self._gpus:
+                time.sleep(gpu)
+            time.sleep(service - gpu)
         time.sleep(self.timing.round_trip_s / 2)
         with self._lock:
             self.requests += 1
             self.texts += len(texts)
             self.busy_s += service
+            self.tokens_served += n_tokens
+            self.bytes_served += len(output)
         return output
+
+    def capacity(self) -> float:
+        """Texts/s the endpoint could serve at the batches it was sent since the counters were reset."""
+        if not self.requests:
+            return 0.0
+        return self.timing.capacity(
+            self.tokens_served / self.texts, self.texts / self.requests, self.bytes_served / self.texts
+        )
+
+    def reset(self) -> None:
+        """Zero the counters (between benchmark runs)."""
+        with self._lock:
+            self.requests = self.texts = self.tokens_served = self.bytes_served = 0
+            self.busy_s = 0.0
 
     def tokens(self, text: str) -> int:
         """Input tokens of a recorded text (what the endpoint bills time for)."""
