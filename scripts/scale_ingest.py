@@ -66,6 +66,8 @@ class Setup:
     instance_type: str
     serial_s_per_text: float
     local_pinecone_rate: float = 0.0
+    workers: int = 1
+    """Model-server workers per instance of the token-level endpoint (TEI: always 1)."""
 
 
 def embed_bounds(e: Endpoint, s: Setup, instances: int) -> dict[str, float]:
@@ -75,6 +77,7 @@ def embed_bounds(e: Endpoint, s: Setup, instances: int) -> dict[str, float]:
         per_token_s=s.per_token_s,
         instances=instances,
         per_response_byte_s=e.per_byte_s,
+        workers=1 if e.name == "tei" else s.workers,
     )
     b = e.texts_per_request
     service = timing.service_s(round(s.tokens_per_text * b), round(e.response_bytes_per_text * b))
@@ -127,7 +130,8 @@ def cost_usd(e: Endpoint, s: Setup, instances: int, passages: int) -> tuple[floa
 
 
 BENCH_LINE = re.compile(
-    r"^\s+(\d+) texts, (\S+), ([\d.]+) ms, (\d+) instance\(s\), sagerag: ([\d.]+) texts/s .*"
+    r"^\s+(\d+) texts, (\S+), ([\d.]+) ms, (\d+) instance\(s\) x (\d+) worker\(s\), sagerag: "
+    r"([\d.]+) texts/s .*"
     r"client CPU (\d+)% of a core"
 )
 
@@ -164,6 +168,12 @@ def main() -> None:
     parser.add_argument("--record-json-bytes", type=float, default=8_400.0)
     parser.add_argument("--record-stored-bytes", type=float, default=384 * 4 + 600.0)
     parser.add_argument("--instance-type", default="ml.g5.xlarge")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="model-server workers per token-level instance (sagerag deploy: the vCPUs, 4 on ml.g5.xlarge)",
+    )
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--compare", type=Path, default=None, help="bench_ingest output to validate against")
     args = parser.parse_args()
@@ -181,6 +191,7 @@ def main() -> None:
         per_token_s=RemoteTiming.per_token_s,
         instance_type=args.instance_type,
         serial_s_per_text=args.serial_ms / 1000,
+        workers=args.workers,
     )
     toolkit_bytes = args.tokens_per_text * 384 * 20.6 + 30  # the toolkit's JSON: ~20.6 bytes a value
     tei_bytes = 384 * 11.0 + 4
@@ -227,12 +238,13 @@ def main() -> None:
             m = BENCH_LINE.match(text)
             if not m:
                 continue
-            texts, kind, rtt, inst, measured, _cpu = m.groups()
+            texts, kind, rtt, inst, workers, measured, _cpu = m.groups()
             bench_setup = Setup(
                 **{
                     **setup.__dict__,
                     "round_trip_s": float(rtt) / 1000,
                     "local_pinecone_rate": args.local_pinecone_rate,
+                    "workers": int(workers),
                 }
             )
             predicted, limit = ingest_rate(by_name[kind], bench_setup, int(inst), int(texts))
@@ -242,6 +254,7 @@ def main() -> None:
                     kind,
                     rtt,
                     inst,
+                    workers,
                     measured,
                     f"{predicted:.0f}",
                     f"{float(measured) / predicted:.2f}",
@@ -254,6 +267,7 @@ def main() -> None:
                 "endpoint",
                 "rtt ms",
                 "instances",
+                "workers",
                 "measured /s",
                 "model /s",
                 "measured / model",
