@@ -18,8 +18,13 @@ from pathlib import Path
 import pytest
 
 from sagerag.autoserve import ensure_server, log_path
+from sagerag.local import LocalPinecone, LocalRuntime
+from sagerag.local.pinecone import default_api_key
+from sagerag.local.sagemaker import models
+from sagerag.local.sagemaker.models import ModelRegistry
 from sagerag.locks import read_holder
 from sagerag.serve_state import running_server, server_status, state_file, stop_server
+from sagerag.stores import ensure_index
 from tests.subprocesses import short_rows, write_faq
 from tests.support import run_cli
 
@@ -76,15 +81,50 @@ def test_ask_starts_a_serve_that_the_next_command_reuses_and_stop_stops_it(
     assert code == 0 and "no sagerag serve runs" in out
 
 
-def test_disabled_setting_starts_no_background_process(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _fresh_registry(monkeypatch: pytest.MonkeyPatch, runtime: LocalRuntime) -> ModelRegistry:
+    """A new process-wide model registry whose MiniLM is the session's (no second load): what it has
+    `loaded()` is what the next in-process command loaded."""
+    registry = ModelRegistry({"minilm": lambda: runtime.app.registry.get("minilm")})
+    monkeypatch.setattr(models, "_shared", registry)
+    return registry
+
+
+def test_disabled_setting_starts_no_background_process_and_a_no_op_ingest_loads_no_model(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: LocalRuntime,
 ) -> None:
     monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "off")
     corpus = write_faq(tmp_path / "faq.csv", short_rows(3, "widget"))
+    first = _fresh_registry(monkeypatch, runtime)
     code, _, err = run_cli(capsys, "ingest", str(corpus))
     assert code == 0, err
     assert "embedded local services" in err
     assert read_holder(state_file(data_dir)) is None and not log_path(data_dir).exists()
+    assert set(first.loaded()) == {"minilm"}  # new documents: embedded here
+    again = _fresh_registry(monkeypatch, runtime)
+    code, out, err = run_cli(capsys, "ingest", str(corpus))
+    assert code == 0, err
+    assert "3 unchanged" in out + err
+    assert again.loaded() == {}  # nothing to embed: no model loaded, not even to size the index
+
+
+def test_an_index_of_another_dimension_is_refused_without_loading_the_model(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: LocalRuntime,
+) -> None:
+    monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "0")
+    with LocalPinecone(data_dir / "pinecone", api_key=default_api_key()) as pinecone:
+        ensure_index(pinecone.client(), "sagerag", 12, metric="dotproduct")
+    registry = _fresh_registry(monkeypatch, runtime)
+    code, _, err = run_cli(capsys, "ingest", str(write_faq(tmp_path / "faq.csv", short_rows(2))))
+    assert code == 2 and "dimension 12" in err and "needs dimension 384" in err, err
+    assert registry.loaded() == {}
 
 
 def test_idle_timeout_stops_the_serve(data_dir: Path) -> None:
