@@ -40,6 +40,7 @@ from sagerag.serve_state import (
     answers,
     listed_server,
     running_server,
+    serve_process,
     state_file,
     stop_server,
     suspended,
@@ -198,21 +199,30 @@ def _stop_hung(data_dir: Path, holder: dict[str, Any], why: str) -> bool:
             pid,
         )
         return False
-    logger.warning(
-        "the background sagerag serve of %s (pid %s) does not answer: %s; stopping it and starting a new "
-        "one (its log: %s)",
-        data_dir,
-        pid,
-        why,
-        log_path(data_dir),
-    )
     # Under the start lock, so that of two commands finding it hung only one stops it, and neither
     # stops the serve the other started in its place.
     with hold(data_dir / START_LOCK, {"purpose": "replacing a hung sagerag serve"}, wait=True):
         if read_holder(state_file(data_dir)) != holder:
             return True  # gone, or replaced already
+        if not isinstance(pid, int) or serve_process(data_dir, pid) is None:
+            logger.warning(
+                "pid %s holds %s and does not answer (%s), but it is not a `sagerag serve` of this data "
+                "dir: not stopping it; loading the models here",
+                pid,
+                state_file(data_dir),
+                why,
+            )
+            return False
+        logger.warning(
+            "the background sagerag serve of %s (pid %s) does not answer: %s; stopping it and starting a "
+            "new one (its log: %s)",
+            data_dir,
+            pid,
+            why,
+            log_path(data_dir),
+        )
         try:
-            stop_server(data_dir, grace=REPLACE_GRACE, pid=pid if isinstance(pid, int) else None)
+            stop_server(data_dir, grace=REPLACE_GRACE, pid=pid)
         except DataDirBusyError as exc:
             logger.warning("%s; loading the models here", exc)
             return False
