@@ -15,8 +15,8 @@ imports its libraries, and the serve loads MiniLM while the command gets ready, 
 not wait longer than it would loading the models itself; if the serve cannot start, the command says so
 and uses in-process services as before.
 
-A serve that holds its lock but does not answer (stopped with SIGSTOP or Ctrl-Z, or stuck) is noticed
-within HEALTH_TIMEOUT seconds, not after START_TIMEOUT. One that exits when idle (every background serve)
+A serve that holds its lock but does not answer is noticed in seconds, not after START_TIMEOUT: a stopped
+one (SIGSTOP, Ctrl-Z) at once, a stuck one when its health check gets no answer in HEALTH_TIMEOUT. One that exits when idle (every background serve)
 is disposable: the command stops it (SIGTERM, then SIGKILL, once `serve_state.serve_process` has made
 sure the pid is that serve) and starts a new one. One that runs until stopped was started by the user,
 who may have paused it on purpose: the command leaves it alone, says so, and loads the models itself.
@@ -151,11 +151,10 @@ def ensure_server(
             respawned = True
             proc = _claim_and_spawn(data_dir, idle_timeout, warm)
             continue
-        why = _hung(data_dir, holder) if holder is not None and not replaced else None
-        if why:
-            if not _stop_hung(data_dir, holder or {}, why):
+        if holder is not None and not replaced and (why := _hung(data_dir, holder)):
+            if not _stop_hung(data_dir, holder, why):
                 return None
-            replaced = True
+            replaced = True  # once: a new serve that hangs too is waited for, as before
             proc = _claim_and_spawn(data_dir, idle_timeout, warm)
             continue
         time.sleep(0.05)
