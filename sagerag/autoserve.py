@@ -14,6 +14,12 @@ found it just before. The start runs in a thread (`start_soon`) while the comman
 imports its libraries, and the serve loads MiniLM while the command gets ready, so the first command does
 not wait longer than it would loading the models itself; if the serve cannot start, the command says so
 and uses in-process services as before.
+
+A serve that holds its lock but does not answer is noticed in seconds, not after START_TIMEOUT: a stopped
+one (SIGSTOP, Ctrl-Z) at once, a stuck one when its health check gets no answer in HEALTH_TIMEOUT. One that exits when idle (every background serve)
+is disposable: the command stops it (SIGTERM, then SIGKILL, once `serve_state.serve_process` has made
+sure the pid is that serve) and starts a new one. One that runs until stopped was started by the user,
+who may have paused it on purpose: the command leaves it alone, says so, and loads the models itself.
 """
 
 from __future__ import annotations
@@ -25,9 +31,20 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
+from sagerag.errors import DataDirBusyError
 from sagerag.locks import hold, read_holder
-from sagerag.serve_state import ServeState, running_server, state_file
+from sagerag.serve_state import (
+    ServeState,
+    answers,
+    listed_server,
+    running_server,
+    serve_process,
+    state_file,
+    stop_server,
+    suspended,
+)
 
 START_LOCK = "serve.start.lock"
 LOG_FILE = "serve.log"
@@ -35,6 +52,11 @@ LOG_FILE = "serve.log"
 LOG_MAX_BYTES = 1_000_000
 START_TIMEOUT = 60.0
 """How long a command waits for a starting serve before it gives up and loads the models itself."""
+HEALTH_TIMEOUT = 3.0
+"""How long a listed serve may take to answer its health check before a command calls it hung. A busy
+serve answers at once: the check runs on its event loop, model calls in threads."""
+REPLACE_GRACE = 5.0
+"""How long a hung background serve gets to exit on SIGTERM before it is killed."""
 
 logger = logging.getLogger(__name__)
 _pending: dict[Path, Future[subprocess.Popen[bytes] | None]] = {}
@@ -115,17 +137,24 @@ def ensure_server(
         logger.warning("could not start a background sagerag serve (%s); loading the models here", exc)
         return None
     deadline = time.monotonic() + timeout
-    respawned = False
+    respawned = replaced = False
     while time.monotonic() < deadline:
         state = running_server(data_dir)
         if state is not None:
             return state
-        if read_holder(state_file(data_dir)) is None and (proc is None or proc.poll() is not None):
+        holder = read_holder(state_file(data_dir))
+        if holder is None and (proc is None or proc.poll() is not None):
             if respawned:
                 break  # nobody serves this data dir, nor is starting to
             # The holder was a serve stopping on idle (it unlists itself first), or one that died while
             # starting: start a new one, once.
             respawned = True
+            proc = _claim_and_spawn(data_dir, idle_timeout, warm)
+            continue
+        if holder is not None and not replaced and (why := _hung(data_dir, holder)):
+            if not _stop_hung(data_dir, holder, why):
+                return None
+            replaced = True  # once: a new serve that hangs too is waited for, as before
             proc = _claim_and_spawn(data_dir, idle_timeout, warm)
             continue
         time.sleep(0.05)
@@ -135,3 +164,65 @@ def ensure_server(
         log_path(data_dir),
     )
     return None
+
+
+def _hung(data_dir: Path, holder: dict[str, Any]) -> str | None:
+    """Why the live holder of `data_dir` will not serve this command, or None if it may yet: it is
+    stopped, or it listed its URLs but does not answer its health check within HEALTH_TIMEOUT. (A serve
+    still starting or stopping on idle is waited for, as long as it runs.)"""
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return None
+    if suspended(pid):
+        return "it is stopped (SIGSTOP or Ctrl-Z)"
+    listed = listed_server(data_dir)
+    if listed is None or listed.pid != pid or answers(listed, HEALTH_TIMEOUT):
+        return None
+    if read_holder(state_file(data_dir)) != holder:
+        return None  # it changed meanwhile (stopping on idle, or replaced): look again
+    return f"its health check got no answer within {HEALTH_TIMEOUT:g}s"
+
+
+def _stop_hung(data_dir: Path, holder: dict[str, Any], why: str) -> bool:
+    """Stop the hung serve `holder` if it is a disposable one (it exits when idle); True once it is gone.
+    False (after one line saying why) when the command should load the models itself instead."""
+    pid = holder.get("pid")
+    disposable = bool(holder.get("stopping")) or float(holder.get("idle_timeout") or 0) > 0
+    if not disposable:
+        logger.warning(
+            "the sagerag serve of %s (pid %s) does not answer: %s; loading the models here. It runs until "
+            "stopped, so it is left alone: `sagerag serve --stop` (or kill %s) ends it",
+            data_dir,
+            pid,
+            why,
+            pid,
+        )
+        return False
+    # Under the start lock, so that of two commands finding it hung only one stops it, and neither
+    # stops the serve the other started in its place.
+    with hold(data_dir / START_LOCK, {"purpose": "replacing a hung sagerag serve"}, wait=True):
+        if read_holder(state_file(data_dir)) != holder:
+            return True  # gone, or replaced already
+        if not isinstance(pid, int) or serve_process(data_dir, pid) is None:
+            logger.warning(
+                "pid %s holds %s and does not answer (%s), but it is not a `sagerag serve` of this data "
+                "dir: not stopping it; loading the models here",
+                pid,
+                state_file(data_dir),
+                why,
+            )
+            return False
+        logger.warning(
+            "the background sagerag serve of %s (pid %s) does not answer: %s; stopping it and starting a "
+            "new one (its log: %s)",
+            data_dir,
+            pid,
+            why,
+            log_path(data_dir),
+        )
+        try:
+            stop_server(data_dir, grace=REPLACE_GRACE, pid=pid)
+        except DataDirBusyError as exc:
+            logger.warning("%s; loading the models here", exc)
+            return False
+    return True

@@ -133,6 +133,21 @@ def _pinecone_client(settings: Settings, host: str | None, api_key: str) -> Any:
     return Pinecone(**kwargs)
 
 
+def _embedding_dimension(settings: Settings, embeddings: SagemakerEmbeddings) -> int:
+    """The size of the vectors `embeddings` returns, to create the index or check an existing one.
+
+    A local endpoint of the embedded MiniLM says it without loading the model (a no-op ingest with the
+    serve off then loads none); any other endpoint is asked, with one embedding."""
+    if settings.is_local:
+        from sagerag.local.sagemaker.app import DEFAULT_ENDPOINTS
+        from sagerag.local.sagemaker.models import minilm_dimension
+
+        endpoint = DEFAULT_ENDPOINTS.get(settings.embeddings_endpoint)
+        if endpoint is not None and endpoint.model == "minilm":
+            return minilm_dimension()
+    return len(embeddings.embed_query("dimension probe"))
+
+
 def _index_exists(pc: Any, name: str) -> bool:
     return bool(pc.indexes.exists(name))
 
@@ -218,7 +233,7 @@ def _build(
             f"the Pinecone index {settings.pinecone_index!r} does not exist {where}; run `sagerag ingest "
             "FILE` first (or check SAGERAG_PINECONE_INDEX and the data directory)"
         )
-    dimension = len(embeddings.embed_query("dimension probe"))
+    dimension = _embedding_dimension(settings, embeddings)
     hybrid = settings.retrieval == "hybrid"
     # A new index is dotproduct in hybrid mode; dense-only retrieval also works on an existing dotproduct
     # index (MiniLM vectors are unit length, so dotproduct ranks and scores as cosine).

@@ -177,7 +177,11 @@ def cmd_serve(
     ] = False,
     stop_running: Annotated[
         bool,
-        typer.Option("--stop", help="Stop the serve of the data dir (e.g. the background one) and exit."),
+        typer.Option(
+            "--stop",
+            help="Stop the serve of the data dir (e.g. the background one) and exit: SIGTERM, then SIGKILL "
+            "if it is still there after 10s (a hung or stopped serve).",
+        ),
     ] = False,
     as_json: JsonFlag = False,
     latency_ms: Annotated[
@@ -199,7 +203,9 @@ def cmd_serve(
     Point boto3 at it with endpoint_url="http://127.0.0.1:8080" (or AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME) and the
     pinecone SDK with Pinecone(host="http://127.0.0.1:5080"). Other sagerag commands on this machine use it
     automatically, so models stay warm between them; without one, ask/batch/ingest start one in the
-    background that exits when idle (SAGERAG_SERVE_IDLE_TIMEOUT, 0 turns that off).
+    background that exits when idle (SAGERAG_SERVE_IDLE_TIMEOUT, 0 turns that off). A serve that stops
+    answering (stopped, stuck) is replaced by the next command if it has an --idle-timeout; one without
+    is left alone and the command loads the models itself.
     """
     from sagerag.config import load_settings
     from sagerag.serve_state import record_urls, serving
@@ -219,7 +225,7 @@ def cmd_serve(
     # Claim the data dir before binding ports (and before the slower imports, so that a command starting
     # a background serve waits for as little as possible), so a second serve on it names the first
     # instead of failing on a port, or (on other ports) sharing the store and later deleting its state.
-    with serving(settings.data_dir) as held:
+    with serving(settings.data_dir, idle_timeout) as held:
         from sagerag.local import FaultConfig, LocalPinecone, LocalRuntime
 
         faults = FaultConfig(throttle_rate, not_ready_rate, unavailable_rate, latency_ms / 1000.0, fault_seed)
@@ -252,7 +258,11 @@ def cmd_serve(
                     _wait_until_idle(stop, STOPPING_GRACE_S, runtime, pinecone)
             else:
                 _output.info("Ctrl-C to stop")
-                stop.wait()
+                # Wake up each second: Python runs signal handlers only in the main thread, and after a
+                # SIGSTOP/SIGCONT the kernel may hand SIGTERM to a server thread, leaving an untimed
+                # wait here asleep for good (`serve --stop` then had to SIGKILL it).
+                while not stop.wait(1.0):
+                    pass
     _output.info("stopped")
 
 

