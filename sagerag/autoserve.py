@@ -16,8 +16,8 @@ not wait longer than it would loading the models itself; if the serve cannot sta
 and uses in-process services as before.
 
 A serve that holds its lock but does not answer is noticed in seconds, not after START_TIMEOUT: a stopped
-one (SIGSTOP, Ctrl-Z) at once, a stuck one when its health check gets no answer in HEALTH_TIMEOUT. One that exits when idle (every background serve)
-is disposable: the command stops it (SIGTERM, then SIGKILL, once `serve_state.serve_process` has made
+one (SIGSTOP, Ctrl-Z) at once, a stuck one when its health check gets no answer in HEALTH_TIMEOUT. One
+that exits when idle (every background serve) is disposable: the command stops it (SIGTERM, then SIGKILL, once `serve_state.serve_process` has made
 sure the pid is that serve) and starts a new one. One that runs until stopped was started by the user,
 who may have paused it on purpose: the command leaves it alone, says so, and loads the models itself.
 """
