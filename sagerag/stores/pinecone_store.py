@@ -18,6 +18,7 @@ statistics at hand (ingested from another data directory) queries are dense-only
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import logging
@@ -129,6 +130,13 @@ class PineconeStore(VectorStore):
     def embeddings(self) -> Embeddings:
         return self._embedding
 
+    def with_embeddings(self, embedding: Embeddings) -> PineconeStore:
+        """The same store (index, namespace, settings) embedding with `embedding`: how an ingest hands it
+        vectors computed ahead (`stores.prefetch`)."""
+        store = copy.copy(self)
+        store._embedding = embedding
+        return store
+
     @property
     def index(self) -> Any:
         return self._index
@@ -167,13 +175,9 @@ class PineconeStore(VectorStore):
         if len(metadatas) != len(texts) or len(given) != len(texts):
             raise ValueError("texts, metadatas and ids must have the same length")
         final_ids = [i if i else stable_id(t, m) for t, m, i in zip(texts, metadatas, given, strict=True)]
-        if self.sparse is not None:
-            self._require_dotproduct()
         ns = self._ns(namespace)
         # Ids and metadata are checked before anything is embedded or sent: bad input stores nothing.
-        records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
-        for vector_id, metadata in zip(final_ids, records_metadata, strict=True):
-            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+        records_metadata = self._checked(texts, metadatas, final_ids)
         # Embed chunk by chunk and upsert each chunk while the next one is embedded: the endpoint and
         # Pinecone work at the same time instead of in turn. Returns once every upsert is acknowledged.
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
@@ -190,6 +194,22 @@ class PineconeStore(VectorStore):
             for future in pending:
                 future.result()
         return final_ids
+
+    def check_documents(self, documents: Sequence[Document], ids: Sequence[str]) -> None:
+        """Raise what `add_documents(documents, ids=ids)` would for their ids and metadata, sending nothing:
+        an ingest checks every document it will store before it embeds or stores any."""
+        self._checked([d.page_content for d in documents], [dict(d.metadata) for d in documents], ids)
+
+    def _checked(
+        self, texts: Sequence[str], metadatas: Sequence[dict | None], ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Each record's metadata (text included), after checking ids and metadata against Pinecone's limits."""
+        if self.sparse is not None:
+            self._require_dotproduct()
+        records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
+        for vector_id, metadata in zip(ids, records_metadata, strict=True):
+            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+        return records_metadata
 
     def _metadata(self, meta: dict | None, text: str) -> dict[str, Any]:
         metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
