@@ -32,7 +32,7 @@ from langchain_core.vectorstores import VectorStore
 
 from sagerag.errors import IndexMismatchError, SparseStatsMismatchError
 from sagerag.stores import _retry
-from sagerag.stores._batching import check_record, split_batches
+from sagerag.stores._batching import check_record, check_size, split_batches
 from sagerag.stores._index import index_shape
 from sagerag.stores.sparse import VERSION_KEY, BM25Stats, hybrid_query
 
@@ -45,6 +45,14 @@ def stable_id(text: str, metadata: dict[str, Any] | None) -> str:
     """Same source and text -> same id, so re-adding a document overwrites it instead of duplicating."""
     source = str((metadata or {}).get("source", ""))
     return hashlib.sha256(f"{source}\x1f{text}".encode()).hexdigest()
+
+
+def _floats(values: Sequence[float]) -> list[float]:
+    """The values as a list of Python floats: as they are when an embeddings class gave a list of floats
+    (TEI's `tolist()`), which saves a conversion per value; converted otherwise."""
+    if type(values) is list and (not values or type(values[0]) is float):
+        return values
+    return [float(x) for x in values]
 
 
 def _plain(value: Any) -> Any:
@@ -225,13 +233,19 @@ class PineconeStore(VectorStore):
         sizes: list[int] = []
         for vector_id, metadata, values in zip(ids, metadatas, vectors, strict=True):
             text = metadata[self.text_key]
-            record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
+            record = {"id": vector_id, "values": _floats(values), "metadata": metadata}
             if self.sparse is not None:
                 metadata[VERSION_KEY] = self.sparse.version
                 encoded = self.sparse.encode_document(text)
                 if encoded.indices:  # Pinecone refuses empty sparse values
                     record["sparse_values"] = encoded.as_dict()
-            sizes.append(check_record(record, str(metadata.get("source") or "") or None))
+            source = str(metadata.get("source") or "") or None
+            try:
+                size = check_size(record, source)  # ids and metadata were checked before embedding
+            except TypeError:  # numpy scalars in a list: JSON (and the SDK) take Python floats only
+                record["values"] = [float(x) for x in values]
+                size = check_size(record, source)
+            sizes.append(size)
             records.append(record)
         return records, sizes
 
