@@ -179,3 +179,25 @@ def test_oversize_metadata_fails_before_anything_is_embedded_or_stored(tmp_path:
         ingest_documents(docs, store, tmp_path / "records.sqlite3", "ns", batch_size=100)
     assert embeddings.calls == []
     assert _stored(store, {document_key(d) for d in docs}) == set()
+
+
+def test_ledger_row_ids_are_unique_and_in_insertion_order() -> None:
+    from sagerag.ledger import _ordered_ids
+
+    first, second = _ordered_ids(20_000), _ordered_ids(3)
+    assert len(set(first + second)) == 20_003
+    assert first == sorted(first)  # appended to the primary-key index, not scattered over it
+    assert all(len(row_id) == 36 and row_id[14] == "7" for row_id in first)  # UUIDv7's layout
+
+
+def test_a_batchs_cleanup_query_takes_the_group_index_not_the_whole_namespace(tmp_path: Path) -> None:
+    ledger = record_manager(tmp_path / "r.sqlite3", "ns")
+    ledger.update([f"k{i}" for i in range(50)], group_ids=[f"s{i}" for i in range(50)])
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    ledger.list_keys(group_ids=["s1", "s2"], before=2e9, limit=1000)
+    ledger._conn.set_trace_callback(None)
+    query = next(s for s in statements if "FROM upsertion_record" in s)
+    plan = " ".join(str(row[3]) for row in ledger._conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "ix_upsertion_record_group_id" in plan, plan
+    ledger.close()
