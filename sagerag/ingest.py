@@ -388,8 +388,6 @@ def ingest_documents(
             missing = missing_from_store(manager, store)
             if missing:
                 manager.delete_keys(missing)
-            sources = list({str(doc.metadata.get("source")) for doc in docs})
-            before = _stored_keys(manager, sources)
             keys = {id(doc): document_key(doc) for doc in docs}
             storing = _to_store(docs, keys, manager)
             check = getattr(store, "check_documents", None)
@@ -397,6 +395,8 @@ def ingest_documents(
                 check(storing, [keys[id(doc)] for doc in storing])
             target, prefetch = _embedding_ahead(store, storing, 2 * batch_size)
             try:
+                sources = list({str(doc.metadata.get("source")) for doc in docs})
+                before = _stored_keys(manager, sources)  # while the first requests are in flight
                 result = index(
                     _counting(docs, progress),
                     manager,
