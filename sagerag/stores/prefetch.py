@@ -35,10 +35,14 @@ class PrefetchedEmbeddings(Embeddings):
         self._inner = inner
         self._groups = [texts[i : i + group] for i in range(0, len(texts), group)]
         self._results: list[Future[list[list[float]]] | None] = [Future() for _ in self._groups]
-        self._where: dict[str, deque[tuple[int, int]]] = {}
-        for g, members in enumerate(self._groups):
-            for offset, text in enumerate(members):
-                self._where.setdefault(text, deque()).append((g, offset))
+        self._group = group
+        # Where each text's vector will be: its position in `texts` (one int per text: a million-document
+        # ingest holds a million of them), and the later positions of a text that comes again.
+        self._first: dict[str, int] = {}
+        self._again: dict[str, deque[int]] = {}
+        for position, text in enumerate(texts):
+            if self._first.setdefault(text, position) != position:
+                self._again.setdefault(text, deque()).append(position)
         self._window = max(1, ahead // max(group, 1))
         self._low = 0  # groups before this one are no longer needed
         self._stopped = False
@@ -81,10 +85,13 @@ class PrefetchedEmbeddings(Embeddings):
                 self._changed.notify_all()
 
     def _take(self, text: str) -> list[float] | None:
-        places = self._where.get(text)
-        if not places:
-            return None
-        g, offset = places.popleft()
+        position = self._first.pop(text, None)
+        if position is None:
+            later = self._again.get(text)
+            if not later:
+                return None
+            position = later.popleft()
+        g, offset = divmod(position, self._group)
         result = self._results[g]
         if result is None:
             return None
