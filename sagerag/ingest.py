@@ -15,12 +15,14 @@ writes a ledger (a lock beside it): a second one waits, then finds the documents
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore
@@ -29,6 +31,10 @@ from sagerag.datafiles import explain
 from sagerag.errors import InputError
 from sagerag.kinds import IndexText
 from sagerag.locks import HolderInfo, hold
+
+if TYPE_CHECKING:
+    from sagerag.ledger import SQLiteRecordManager
+    from sagerag.stores.prefetch import PrefetchedEmbeddings
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 CSV_SUFFIXES = (".csv",)
@@ -207,13 +213,13 @@ LEDGER_REBUILD = (
 )
 
 
-def record_manager(db_path: Path, namespace: str) -> object:
-    """A SQLite record manager (the ingestion ledger) for one index and namespace."""
-    from langchain_classic.indexes import SQLRecordManager
+def record_manager(db_path: Path, namespace: str) -> SQLiteRecordManager:
+    """The ingestion ledger (a SQLite record manager) for one index and namespace."""
+    from sagerag.ledger import SQLiteRecordManager
 
     try:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        manager = SQLRecordManager(namespace, db_url=f"sqlite:///{db_path}")
+        manager = SQLiteRecordManager(namespace, db_path)
         manager.create_schema()
     except Exception as exc:
         raise (explain(exc, db_path, LEDGER_REBUILD) or exc) from None
@@ -303,6 +309,47 @@ def _stored_keys(manager: Any, sources: list[str], chunk: int = 500) -> set[str]
     return keys
 
 
+def document_key(doc: Document) -> str:
+    """LangChain's "sha256" key of a document (its content's hash, then its metadata's), the ledger's key.
+
+    Computed here, and given to `index()` as its key encoder, so that the ingest knows ahead of `index()`
+    which documents it will store (and can embed them ahead); a test holds it equal to LangChain's own.
+    """
+    content = hashlib.sha256(doc.page_content.encode("utf-8")).hexdigest()
+    metadata = json.dumps(dict(doc.metadata or {}), sort_keys=True)
+    return hashlib.sha256(
+        (content + hashlib.sha256(metadata.encode("utf-8")).hexdigest()).encode()
+    ).hexdigest()
+
+
+def _to_store(docs: list[Document], keys: dict[int, str], manager: SQLiteRecordManager) -> list[Document]:
+    """The documents `index()` will hand the store, in its order: first occurrences of keys not in the ledger
+    (a later duplicate is skipped: deduplicated in its batch, or found in the ledger after an earlier one)."""
+    listed = manager.exists([keys[id(doc)] for doc in docs])
+    seen: set[str] = set()
+    out: list[Document] = []
+    for doc, known in zip(docs, listed, strict=True):
+        key = keys[id(doc)]
+        if not known and key not in seen:
+            seen.add(key)
+            out.append(doc)
+    return out
+
+
+def _embedding_ahead(
+    store: VectorStore, docs: list[Document], ahead: int
+) -> tuple[VectorStore, PrefetchedEmbeddings | None]:
+    """`store` embedding `docs` ahead of `index()` (`stores.prefetch`) when it can take other embeddings."""
+    swap = getattr(store, "with_embeddings", None)
+    embeddings = getattr(store, "embeddings", None)
+    if swap is None or embeddings is None or not docs:
+        return store, None
+    from sagerag.stores.prefetch import PrefetchedEmbeddings
+
+    prefetch = PrefetchedEmbeddings.for_embeddings(embeddings, [d.page_content for d in docs], ahead)
+    return swap(prefetch), prefetch
+
+
 def ingest_documents(
     docs: list[Document],
     store: VectorStore,
@@ -321,14 +368,18 @@ def ingest_documents(
     run (`on_wait` is told when another ingest has it), so the counts are what this run wrote.
     LangChain's indexing API counts a changed document as one added and one deleted (ids are content
     hashes); we report it as updated: an old key of a source that is still present, replaced by a new one.
-    `batch_size` documents go to the store at a time, and the ledger is written after each batch: large
-    enough for the store to embed one chunk while it upserts the previous one with several requests in
-    flight (64 gave a TEI endpoint two requests at a time), small enough that a killed ingest redoes
-    little (docs/benchmarks.md, "Ingestion throughput").
+
+    `index()` stores `batch_size` documents at a time and writes the ledger after each batch, once the
+    store acknowledged it; a killed ingest redoes at most that batch. The documents it will store are
+    known before it starts (their keys are not in the ledger), so their ids and metadata are checked
+    first (bad input sends and stores nothing) and a store that can (`PineconeStore.with_embeddings`) gets
+    their vectors embedded up to two batches ahead, while earlier batches are upserted and recorded
+    (`stores.prefetch`; docs/benchmarks.md, "The pooled path at 4 instances").
     """
     from langchain_core.indexing import index
 
     lock = records_db.with_name(records_db.name + ".lock")
+    manager: SQLiteRecordManager | None = None
     try:
         with hold(lock, {"command": "ingest"}, wait=True, on_wait=on_wait):
             if sparse_stats is not None:
@@ -336,22 +387,35 @@ def ingest_documents(
             manager = record_manager(records_db, records_namespace)
             missing = missing_from_store(manager, store)
             if missing:
-                manager.delete_keys(missing)  # type: ignore[attr-defined]
-            sources = list({str(doc.metadata.get("source")) for doc in docs})
-            before = _stored_keys(manager, sources)
-            result = index(
-                _counting(docs, progress),
-                manager,  # type: ignore[arg-type]
-                store,
-                batch_size=batch_size,
-                cleanup="full" if prune else "incremental",
-                source_id_key="source",
-                key_encoder="sha256",
-            )
+                manager.delete_keys(missing)
+            keys = {id(doc): document_key(doc) for doc in docs}
+            storing = _to_store(docs, keys, manager)
+            check = getattr(store, "check_documents", None)
+            if check is not None:
+                check(storing, [keys[id(doc)] for doc in storing])
+            target, prefetch = _embedding_ahead(store, storing, 2 * batch_size)
+            try:
+                sources = list({str(doc.metadata.get("source")) for doc in docs})
+                before = _stored_keys(manager, sources)  # while the first requests are in flight
+                result = index(
+                    _counting(docs, progress),
+                    manager,
+                    target,
+                    batch_size=batch_size,
+                    cleanup="full" if prune else "incremental",
+                    source_id_key="source",
+                    key_encoder=lambda doc: keys.get(id(doc)) or document_key(doc),
+                )
+            finally:
+                if prefetch is not None:
+                    prefetch.close()
             after = _stored_keys(manager, sources)
     except Exception as exc:
         where = lock if isinstance(exc, OSError) and not records_db.exists() else records_db
         raise (explain(exc, where, LEDGER_REBUILD) or exc) from None
+    finally:
+        if manager is not None:
+            manager.close()
     replaced = min(result["num_added"], len(before - after))
     warnings = []
     if missing:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
+from io import BytesIO
 from pathlib import Path
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"
@@ -51,3 +57,17 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+@contextmanager
+def ref_package(ref: str) -> Iterator[str]:
+    """A directory holding the `sagerag` package of git ref `ref` (`git archive`; the working tree is
+    untouched): put it first on PYTHONPATH to run a benchmark on that code."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", ref, "sagerag"], check=True, capture_output=True
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        yield tmp

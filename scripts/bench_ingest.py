@@ -32,7 +32,10 @@ import argparse
 import itertools
 import json
 import multiprocessing
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -42,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench_common import faq_answers, machine_lines, print_table
+from _bench_common import faq_answers, machine_lines, print_table, ref_package
 from langchain_core.documents import Document
 
 from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
@@ -99,8 +102,9 @@ def serve(
     started = time.perf_counter()
     if cache is not None and cache.exists():
         recorder.load(cache)
+    known = len(recorder._answers)  # what the cache held: rewriting 1.7 GB unchanged takes a minute
     recorder.record(texts)
-    if cache is not None:
+    if cache is not None and len(recorder._answers) != known:
         recorder.save(cache)
     recorded_s = time.perf_counter() - started
     # The stock class sends chunks of 64 texts, whose token-level responses SageMaker would refuse (over
@@ -207,6 +211,63 @@ class Row:
     capacity: float = 0.0
 
 
+def compare(ref: str, rounds: int, argv: list[str]) -> None:
+    """This script's measurement on `ref`'s sagerag and on this tree's, alternating, each in its own process
+    (the client and the child serving the endpoint and Pinecone both run the code under test)."""
+    here = str(Path(__file__).resolve().parents[1])
+    table = []
+    with ref_package(ref) as old:
+        for round_ in range(1, rounds + 1):
+            for label, path in ((ref, old), ("this tree", here)):
+                result = subprocess.run(
+                    [sys.executable, __file__, *argv, "--rows-json"],
+                    env={**os.environ, "PYTHONPATH": path},
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                load = os.getloadavg()[0]
+                found = [line for line in result.stdout.splitlines() if line.startswith("ROWS ")]
+                for r in (Row(**row) for row in json.loads(found[-1][5:])):
+                    if r.way != "sagerag":
+                        continue
+                    line = [
+                        label,
+                        str(round_),
+                        str(r.texts),
+                        r.endpoint,
+                        f"{r.rtt_ms:g}",
+                        str(r.instances),
+                        f"{r.capacity:.0f}",
+                        f"{r.rate:.1f}",
+                        f"{r.rate / r.capacity:.2f}",
+                        f"{r.cpu / r.rate * 1e6:.0f}",
+                        f"{load:.1f}",
+                    ]
+                    print("  " + ", ".join(line), flush=True)
+                    table.append(line)
+    print()
+    for line in machine_lines(("langchain-community",)):
+        print(line)
+    print(f"\nsagerag on {ref} and on this tree, alternating ({' '.join(argv)}):\n")
+    print_table(
+        [
+            "code",
+            "round",
+            "texts",
+            "endpoint",
+            "round trip ms",
+            "instances",
+            "capacity texts/s",
+            "texts/s",
+            "share of capacity",
+            "client CPU us/text",
+            "load average",
+        ],
+        table,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--texts", type=int, nargs="+", default=[2000, 20000])
@@ -239,7 +300,20 @@ def main() -> None:
     parser.add_argument(
         "--embed-chunk", type=int, default=0, help="PineconeStore embed_batch_size (0: default)"
     )
+    parser.add_argument(
+        "--compare-ref",
+        help="also run the sagerag package of this git ref (e.g. main), each run in its own process",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="with --compare-ref: runs of each code, alternating"
+    )
+    parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compare_ref:
+        argv = sys.argv[1:]
+        at = argv.index("--compare-ref")
+        compare(args.compare_ref, args.rounds, argv[:at] + argv[at + 2 :])
+        return
     global INGEST_BATCH, EMBED_CHUNK
     INGEST_BATCH, EMBED_CHUNK = args.ingest_batch, args.embed_chunk
 
@@ -302,6 +376,14 @@ def main() -> None:
         ours.send(("counters", first))
         ours.recv()
 
+    if "sagerag" in args.ways:  # imports (LangChain's indexing, the ledger) and connections, untimed
+        first = endpoint_name(args.endpoints[0], args.rtt_ms[0], args.instances[-1])
+        handler = {"content_handler": TEIContentHandler()} if args.endpoints[0] == "tei" else {}
+        sagerag_way(client, index, first, everything[:64], "warm-up", **handler, **fields)
+        index.delete(delete_all=True, namespace="warm-up")
+        ours.send(("counters", first))
+        ours.recv()
+
     rows: list[Row] = []
     sequential: dict[tuple[float, int, int, str, str], Row] = {}
     for n in args.texts:
@@ -352,6 +434,9 @@ def main() -> None:
                     )
     ours.send(("stop", ""))
     child.join(30)
+    if args.rows_json:
+        print("ROWS " + json.dumps([r.__dict__ for r in rows]))
+        return
 
     print()
     for line in machine_lines(("langchain-community",)):

@@ -19,16 +19,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench_common import machine_lines, print_table
+from _bench_common import machine_lines, print_table, ref_package
 
 DIM = 384
 TOP_K = 10
@@ -111,13 +108,7 @@ def measure(size: int, rounds: int, queries: int) -> dict[str, float]:
 
 def measure_ref(ref: str, size: int, rounds: int, queries: int) -> dict[str, float]:
     """`measure` in a subprocess importing the sagerag package of git ref `ref`."""
-    root = Path(__file__).resolve().parents[1]
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", "--format=tar", ref, "sagerag"], check=True, capture_output=True
-    ).stdout
-    with tempfile.TemporaryDirectory() as tmp:
-        with tarfile.open(fileobj=BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
+    with ref_package(ref) as tmp:
         env = {**os.environ, "PYTHONPATH": tmp}
         argv = [sys.executable, __file__, "--worker", "--size", str(size), "--rounds", str(rounds)]
         result = subprocess.run(

@@ -45,8 +45,14 @@ def check_record(record: Mapping[str, Any], source: str | None = None) -> int:
                 f"{where}: its metadata (text included) is {meta_bytes} bytes, over Pinecone's limit of "
                 f"{MAX_METADATA_BYTES} bytes per vector; split the document into smaller chunks"
             )
+    return check_size(record, source)
+
+
+def check_size(record: Mapping[str, Any], source: str | None = None) -> int:
+    """`record`'s serialised size, refused when no upsert request could carry it (values included)."""
     size = record_size(record)
     if size + _ENVELOPE_BYTES > UPSERT_BYTE_BUDGET:
+        where = f"document {str(record['id'])!r}" + (f" (source {source!r})" if source else "")
         raise DocumentTooLargeError(
             f"{where}: it serialises to {size} bytes, more than one upsert request may carry "
             f"({UPSERT_BYTE_BUDGET} bytes)"

@@ -18,6 +18,7 @@ statistics at hand (ingested from another data directory) queries are dense-only
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import logging
@@ -31,7 +32,7 @@ from langchain_core.vectorstores import VectorStore
 
 from sagerag.errors import IndexMismatchError, SparseStatsMismatchError
 from sagerag.stores import _retry
-from sagerag.stores._batching import check_record, split_batches
+from sagerag.stores._batching import check_record, check_size, split_batches
 from sagerag.stores._index import index_shape
 from sagerag.stores.sparse import VERSION_KEY, BM25Stats, hybrid_query
 
@@ -44,6 +45,14 @@ def stable_id(text: str, metadata: dict[str, Any] | None) -> str:
     """Same source and text -> same id, so re-adding a document overwrites it instead of duplicating."""
     source = str((metadata or {}).get("source", ""))
     return hashlib.sha256(f"{source}\x1f{text}".encode()).hexdigest()
+
+
+def _floats(values: Sequence[float]) -> list[float]:
+    """The values as a list of Python floats: as they are when an embeddings class gave a list of floats
+    (TEI's `tolist()`), which saves a conversion per value; converted otherwise."""
+    if type(values) is list and (not values or type(values[0]) is float):
+        return values
+    return [float(x) for x in values]
 
 
 def _plain(value: Any) -> Any:
@@ -129,6 +138,13 @@ class PineconeStore(VectorStore):
     def embeddings(self) -> Embeddings:
         return self._embedding
 
+    def with_embeddings(self, embedding: Embeddings) -> PineconeStore:
+        """The same store (index, namespace, settings) embedding with `embedding`: how an ingest hands it
+        vectors computed ahead (`stores.prefetch`)."""
+        store = copy.copy(self)
+        store._embedding = embedding
+        return store
+
     @property
     def index(self) -> Any:
         return self._index
@@ -167,13 +183,9 @@ class PineconeStore(VectorStore):
         if len(metadatas) != len(texts) or len(given) != len(texts):
             raise ValueError("texts, metadatas and ids must have the same length")
         final_ids = [i if i else stable_id(t, m) for t, m, i in zip(texts, metadatas, given, strict=True)]
-        if self.sparse is not None:
-            self._require_dotproduct()
         ns = self._ns(namespace)
         # Ids and metadata are checked before anything is embedded or sent: bad input stores nothing.
-        records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
-        for vector_id, metadata in zip(final_ids, records_metadata, strict=True):
-            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+        records_metadata = self._checked(texts, metadatas, final_ids)
         # Embed chunk by chunk and upsert each chunk while the next one is embedded: the endpoint and
         # Pinecone work at the same time instead of in turn. Returns once every upsert is acknowledged.
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
@@ -191,6 +203,22 @@ class PineconeStore(VectorStore):
                 future.result()
         return final_ids
 
+    def check_documents(self, documents: Sequence[Document], ids: Sequence[str]) -> None:
+        """Raise what `add_documents(documents, ids=ids)` would for their ids and metadata, sending nothing:
+        an ingest checks every document it will store before it embeds or stores any."""
+        self._checked([d.page_content for d in documents], [dict(d.metadata) for d in documents], ids)
+
+    def _checked(
+        self, texts: Sequence[str], metadatas: Sequence[dict | None], ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Each record's metadata (text included), after checking ids and metadata against Pinecone's limits."""
+        if self.sparse is not None:
+            self._require_dotproduct()
+        records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
+        for vector_id, metadata in zip(ids, records_metadata, strict=True):
+            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+        return records_metadata
+
     def _metadata(self, meta: dict | None, text: str) -> dict[str, Any]:
         metadata = {k: _plain(v) for k, v in (meta or {}).items() if v is not None}
         metadata[self.text_key] = text
@@ -205,13 +233,19 @@ class PineconeStore(VectorStore):
         sizes: list[int] = []
         for vector_id, metadata, values in zip(ids, metadatas, vectors, strict=True):
             text = metadata[self.text_key]
-            record = {"id": vector_id, "values": [float(x) for x in values], "metadata": metadata}
+            record = {"id": vector_id, "values": _floats(values), "metadata": metadata}
             if self.sparse is not None:
                 metadata[VERSION_KEY] = self.sparse.version
                 encoded = self.sparse.encode_document(text)
                 if encoded.indices:  # Pinecone refuses empty sparse values
                     record["sparse_values"] = encoded.as_dict()
-            sizes.append(check_record(record, str(metadata.get("source") or "") or None))
+            source = str(metadata.get("source") or "") or None
+            try:
+                size = check_size(record, source)  # ids and metadata were checked before embedding
+            except TypeError:  # numpy scalars in a list: JSON (and the SDK) take Python floats only
+                record["values"] = [float(x) for x in values]
+                size = check_size(record, source)
+            sizes.append(size)
             records.append(record)
         return records, sizes
 

@@ -397,7 +397,7 @@ def test_read_only_data_dir_is_one_line_exit_2_and_keeps_what_is_stored(
 ) -> None:
     """SQLite's own words for a read-only ledger, as it says them (the tests run as root, where file
     permissions do not apply, so the refusal is injected where SQLite raises it)."""
-    from langchain_classic.indexes import SQLRecordManager
+    from sagerag.ledger import SQLiteRecordManager
 
     corpus = write_faq(tmp_path / "c.csv", short_rows(3, "kept"))
     assert run_cli(capsys, "ingest", str(corpus))[0] == 0
@@ -405,7 +405,7 @@ def test_read_only_data_dir_is_one_line_exit_2_and_keeps_what_is_stored(
     def read_only(self: object) -> None:
         raise sqlite3.OperationalError("attempt to write a readonly database")
 
-    monkeypatch.setattr(SQLRecordManager, "create_schema", read_only)
+    monkeypatch.setattr(SQLiteRecordManager, "create_schema", read_only)
     code, _, err = run_cli(capsys, "ingest", str(write_faq(tmp_path / "d.csv", short_rows(2, "new"))))
     assert code == 2
     assert_one_line_error(err, "records.sqlite3", "read-only", "writable")

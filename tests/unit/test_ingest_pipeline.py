@@ -1,0 +1,203 @@
+"""The ingest's write path: its ledger (SQLite record manager), its document keys and embedding ahead.
+
+Guarantees under test: the ledger reads and writes LangChain's `SQLRecordManager` table as it does; the
+keys are LangChain's own, so existing ledgers stay valid; vectors embedded ahead are the ones asked for,
+never more than the window ahead; and the ledger never lists a document the store does not hold, however
+the run ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+
+from sagerag.ingest import document_key, ingest_documents, record_manager
+from sagerag.ledger import SQLiteRecordManager
+from sagerag.stores import PineconeStore
+from sagerag.stores.prefetch import PrefetchedEmbeddings
+from tests.support import make_index
+
+
+def _docs(n: int, prefix: str = "doc") -> list[Document]:
+    return [
+        Document(page_content=f"{prefix} text {i}", metadata={"source": f"{prefix}#{i}", "row": i})
+        for i in range(n)
+    ]
+
+
+def test_document_key_is_langchains_sha256_key() -> None:
+    from langchain_core.indexing.api import _get_document_with_hash
+
+    docs = [
+        *_docs(3),
+        Document(page_content="naïve ünïcode", metadata={"b": [1, 2], "a": {"z": None, "y": 1.5}}),
+        Document(page_content="no metadata"),
+    ]
+    for doc in docs:
+        assert document_key(doc) == _get_document_with_hash(doc, key_encoder="sha256").id
+
+
+def test_ledger_shares_sqlrecordmanagers_table_both_ways(tmp_path: Path) -> None:
+    from langchain_classic.indexes import SQLRecordManager
+
+    path = tmp_path / "records.sqlite3"
+    theirs = SQLRecordManager("ns", db_url=f"sqlite:///{path}")
+    theirs.create_schema()
+    theirs.update(["a", "b"], group_ids=["s1", "s2"])
+    ours = record_manager(path, "ns")
+    assert ours.exists(["a", "b", "c"]) == [True, True, False]
+    assert sorted(ours.list_keys(group_ids=["s1"])) == ["a"]
+    ours.update(["b", "c"], group_ids=["s2", "s3"])
+    ours.close()
+    assert theirs.exists(["a", "b", "c"]) == [True, True, True]
+    assert sorted(theirs.list_keys(group_ids=["s2", "s3"])) == ["b", "c"]
+    assert SQLRecordManager("other", db_url=f"sqlite:///{path}").list_keys() == []  # namespaces apart
+
+
+def test_ledger_update_refreshes_time_and_group_and_lists_by_time(tmp_path: Path) -> None:
+    ledger = record_manager(tmp_path / "r.sqlite3", "ns")
+    ledger.update(["old", "kept"], group_ids=["s", "s"])
+    start = ledger.get_time()
+    while ledger.get_time() == start:  # SQLite's clock ticks in milliseconds
+        pass
+    ledger.update(["kept", "new"], group_ids=["t", "s"], time_at_least=start)
+    assert ledger.list_keys(before=start + 1e-3) == ["old"]
+    assert sorted(ledger.list_keys(after=start)) == ["kept", "new"]
+    assert sorted(ledger.list_keys(group_ids=["s"])) == ["new", "old"]  # "kept" moved to group t
+    assert len(ledger.list_keys(limit=2)) == 2
+    keys = [f"k{i}" for i in range(1200)]  # more than one IN (...) list
+    ledger.update(keys, group_ids=[f"g{i}" for i in range(1200)])
+    assert (
+        all(ledger.exists(keys)) and len(ledger.list_keys(group_ids=[f"g{i}" for i in range(1200)])) == 1200
+    )
+    assert len(ledger.list_keys(group_ids=[f"g{i}" for i in range(1200)], limit=700)) == 700
+    ledger.delete_keys([*keys, "old"])
+    assert sorted(ledger.list_keys()) == ["kept", "new"]
+    with pytest.raises(AssertionError, match="Time sync"):
+        ledger.update(["x"], time_at_least=ledger.get_time() + 3600)
+    assert ledger.exists(["x"]) == [False]  # refused as a whole
+    ledger.close()
+
+
+class _Recording(Embeddings):
+    """Deterministic vectors; records each call; fails on one text; can hold calls until released."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.inner = DeterministicFakeEmbedding(size=8)
+        self.calls: list[list[str]] = []
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        with self.lock:
+            self.calls.append(list(texts))
+        if self.fail_on in texts:
+            raise RuntimeError("endpoint refused")
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def test_prefetched_vectors_are_the_ones_asked_for_in_any_chunking() -> None:
+    inner = _Recording()
+    texts = [f"t{i % 90}" for i in range(120)]  # 30 texts twice
+    with PrefetchedEmbeddings(inner, texts, group=7, workers=3, ahead=40) as ahead:
+        got = ahead.embed_documents(texts[:50]) + ahead.embed_documents(texts[50:])
+        extra = ahead.embed_documents(["never announced", "t1"])  # t1: asked for a third time
+    assert got == inner.inner.embed_documents(texts)
+    assert extra == inner.inner.embed_documents(["never announced", "t1"])
+    assert inner.calls[-1] == ["never announced", "t1"]  # on the spot, after every announced group
+    assert sorted(t for call in inner.calls[:-1] for t in call) == sorted(texts)  # each embedded once
+
+
+def test_prefetch_stays_within_its_window() -> None:
+    inner = _Recording()
+    texts = [f"t{i}" for i in range(100)]
+    with PrefetchedEmbeddings(inner, texts, group=10, workers=2, ahead=30) as ahead:
+        for start in range(0, 100, 10):
+            ahead.embed_documents(texts[start : start + 10])
+            # the store asked for group k (start // 10): groups up to k + 2 may be embedded, none further
+            embedded = {t for call in inner.calls for t in call}
+            assert not embedded - set(texts[: start + 30]), start
+    assert len(inner.calls) == 10
+
+
+def test_prefetch_failure_reaches_the_caller_at_its_texts_and_stops_embedding() -> None:
+    inner = _Recording(fail_on="t35")
+    texts = [f"t{i}" for i in range(200)]
+    with PrefetchedEmbeddings(inner, texts, group=10, workers=1, ahead=50) as ahead:
+        assert ahead.embed_documents(texts[:30]) == inner.inner.embed_documents(texts[:30])
+        with pytest.raises(RuntimeError, match="endpoint refused"):
+            ahead.embed_documents(texts[30:40])
+    assert max(int(t[1:]) for call in inner.calls for t in call) < 90  # stopped within the window
+
+
+def _ledger_keys(path: Path, namespace: str) -> set[str]:
+    ledger = SQLiteRecordManager(namespace, path)
+    try:
+        return set(ledger.list_keys())
+    finally:
+        ledger.close()
+
+
+def _stored(store: PineconeStore, keys: set[str]) -> set[str]:
+    return {str(doc.id) for doc in store.get_by_ids(sorted(keys))}
+
+
+def test_embedding_ahead_never_puts_the_ledger_ahead_of_the_store(tmp_path: Path, pc: Any) -> None:
+    docs = _docs(700)
+    keys = {document_key(d) for d in docs}
+    failing = _Recording(fail_on="doc text 600")  # embedded ahead in groups of 256: the third fails
+    store = PineconeStore(make_index(pc, dimension=8, prefix="ahead"), failing, "ns")
+    records = tmp_path / "records.sqlite3"
+    with pytest.raises(RuntimeError, match="endpoint refused"):
+        ingest_documents(docs, store, records, "ns", batch_size=100)
+    recorded = _ledger_keys(records, "ns")
+    assert recorded == {document_key(d) for d in docs[:500]}  # the five batches before the failing one
+    assert _stored(store, keys) >= recorded  # whatever the ledger lists, the store holds
+
+    working = store.with_embeddings(_Recording())
+    result = ingest_documents(docs, working, records, "ns", batch_size=100)
+    assert (result.added, result.skipped) == (200, 500)
+    assert _ledger_keys(records, "ns") == keys == _stored(store, keys)
+
+
+def test_oversize_metadata_fails_before_anything_is_embedded_or_stored(tmp_path: Path, pc: Any) -> None:
+    from sagerag.errors import DocumentTooLargeError
+
+    docs = _docs(250)
+    docs[230].metadata["blob"] = "x" * 50_000  # over Pinecone's 40 KB per vector
+    embeddings = _Recording()
+    store = PineconeStore(make_index(pc, dimension=8, prefix="big"), embeddings, "ns")
+    with pytest.raises(DocumentTooLargeError, match=r"doc#230"):
+        ingest_documents(docs, store, tmp_path / "records.sqlite3", "ns", batch_size=100)
+    assert embeddings.calls == []
+    assert _stored(store, {document_key(d) for d in docs}) == set()
+
+
+def test_ledger_row_ids_are_unique_and_in_insertion_order() -> None:
+    from sagerag.ledger import _ordered_ids
+
+    first, second = _ordered_ids(20_000), _ordered_ids(3)
+    assert len(set(first + second)) == 20_003
+    assert first == sorted(first)  # appended to the primary-key index, not scattered over it
+    assert all(len(row_id) == 36 and row_id[14] == "7" for row_id in first)  # UUIDv7's layout
+
+
+def test_a_batchs_cleanup_query_takes_the_group_index_not_the_whole_namespace(tmp_path: Path) -> None:
+    ledger = record_manager(tmp_path / "r.sqlite3", "ns")
+    ledger.update([f"k{i}" for i in range(50)], group_ids=[f"s{i}" for i in range(50)])
+    statements: list[str] = []
+    ledger._conn.set_trace_callback(statements.append)
+    ledger.list_keys(group_ids=["s1", "s2"], before=2e9, limit=1000)
+    ledger._conn.set_trace_callback(None)
+    query = next(s for s in statements if "FROM upsertion_record" in s)
+    plan = " ".join(str(row[3]) for row in ledger._conn.execute(f"EXPLAIN QUERY PLAN {query}"))
+    assert "ix_upsertion_record_group_id" in plan, plan
+    ledger.close()
