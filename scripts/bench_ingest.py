@@ -129,13 +129,17 @@ def serve(
                 "bytes": {t: toolkit.response_bytes(t) for t in texts},
             }
         )
+        cpu_mark = time.process_time()
         while True:
             command, name = conn.recv()
             if command == "stop":
                 return
             endpoint = endpoints[name]
-            conn.send((endpoint.requests, endpoint.capacity()))
+            # This process's CPU since the last counters: the endpoint and Pinecone serving that run.
+            cpu = time.process_time() - cpu_mark
+            conn.send((endpoint.requests, endpoint.capacity(), cpu))
             endpoint.reset()
+            cpu_mark = time.process_time()
 
 
 # -- the client side: the three ways ----------------------------------------------------------------------
@@ -209,6 +213,8 @@ class Row:
     requests: int
     timed: int
     capacity: float = 0.0
+    server_cpu: float = 0.0
+    """The emulator process's CPU seconds per wall second (endpoint and local Pinecone)."""
 
 
 def compare(ref: str, rounds: int, argv: list[str]) -> None:
@@ -415,10 +421,11 @@ def main() -> None:
                     cpu = (time.process_time() - cpu) / wall
                     index.delete(delete_all=True, namespace=namespace)
                     ours.send(("counters", name))
-                    requests, capacity = ours.recv()
+                    requests, capacity, server_cpu = ours.recv()
                     row = Row(
                         n, rtt, instances, workers, kind, way, len(timed) / wall, cpu, requests, len(timed)
                     )
+                    row.server_cpu = server_cpu / wall
                     if way == "sagerag":
                         row.capacity = capacity
                     else:
@@ -428,7 +435,7 @@ def main() -> None:
                         f"  {n} texts, {kind}, {rtt:g} ms, {instances} instance(s) x {workers} worker(s), "
                         f"{way}: "
                         f"{row.rate:.1f} texts/s on {len(timed)}, {requests} requests, "
-                        f"client CPU {cpu:.0%} of a core"
+                        f"client CPU {cpu:.0%} of a core, emulator {row.server_cpu:.0%}"
                         + (f", capacity {row.capacity:.0f}/s" if row.capacity else ""),
                         flush=True,
                     )
@@ -465,7 +472,7 @@ def main() -> None:
                     r = found.get(way)
                     line.append(f"{r.rate:.1f} ({r.rate / capacity:.0%}; {r.cpu:.0%})" if r else "-")
                 s = found["sagerag"]
-                line.append(f"{s.timed / s.requests:.1f}")
+                line += [f"{s.server_cpu:.0%}", f"{s.timed / s.requests:.1f}"]
                 line += [
                     f"{s.rate / found[w].rate:.1f}x" if w in found else "-"
                     for w in ("tutorial loop", "stock integration")
@@ -480,6 +487,7 @@ def main() -> None:
             "workers",
             "capacity texts/s",
             *args.ways,
+            "emulator CPU (sagerag run)",
             "sagerag texts/request",
             "sagerag / loop",
             "sagerag / stock",
