@@ -375,7 +375,9 @@ def main() -> None:
     # stock run, 55 MB answers, took 10x longer than the same run later).
     token_level = [k for k in args.endpoints if k != "tei"]
     if token_level and set(args.ways) - {"sagerag"}:
-        first = endpoint_name(token_level[0], args.rtt_ms[0], args.instances[-1], args.workers[0])
+        first = endpoint_name(
+            token_level[0], args.rtt_ms[0], args.instances[-1], workers_of(token_level[0])[0]
+        )
         stock(client, index, first, everything[:64], "warm-up")
         tutorial_loop(client, index, first, everything[:4], "warm-up")
         index.delete(delete_all=True, namespace="warm-up")
@@ -383,7 +385,8 @@ def main() -> None:
         ours.recv()
 
     if "sagerag" in args.ways:  # imports (LangChain's indexing, the ledger) and connections, untimed
-        first = endpoint_name(args.endpoints[0], args.rtt_ms[0], args.instances[-1])
+        kind = args.endpoints[0]
+        first = endpoint_name(kind, args.rtt_ms[0], args.instances[-1], workers_of(kind)[0])
         handler = {"content_handler": TEIContentHandler()} if args.endpoints[0] == "tei" else {}
         sagerag_way(client, index, first, everything[:64], "warm-up", **handler, **fields)
         index.delete(delete_all=True, namespace="warm-up")
