@@ -1,4 +1,5 @@
-"""Failures of the local data files (the SQLite store and the ingestion ledger) as one line each.
+"""The local data files (the SQLite store and the ingestion ledger): one way to open them, and their failures
+as one line each.
 
 SQLite reports a full disk, a read-only directory and a damaged file with messages that name neither the
 file nor what to do ("database disk image is malformed", with the SQL attached). These map them to
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sagerag.errors import DataFileError, DiskFullError, SageRagError
@@ -55,3 +59,37 @@ def explain(exc: BaseException, path: Path, rebuild: str) -> SageRagError | None
             f"{path}: the file is damaged ({cause}); move it aside (mv {path} {path}.bad) and {rebuild}"
         )
     return None
+
+
+class SharedConnection:
+    """One SQLite connection that a process's threads take turns on: WAL, a lock around every use, and
+    `BEGIN IMMEDIATE` transactions (a writer takes the file's write lock at once, so two processes never
+    both read then deadlock upgrading). `synchronous` is the durability: FULL survives a power loss,
+    NORMAL a killed process."""
+
+    def __init__(self, path: Path, synchronous: str) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE .. COMMIT, rolled back if the block raises."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")

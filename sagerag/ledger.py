@@ -16,14 +16,13 @@ nothing is lost or duplicated.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 from langchain_core.indexing import RecordManager
+
+from sagerag.datafiles import SharedConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS upsertion_record (
@@ -72,29 +71,11 @@ class SQLiteRecordManager(RecordManager):
     def __init__(self, namespace: str, path: Path) -> None:
         super().__init__(namespace)
         self.path = path
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            self._conn.close()
-            raise
+        self._db = SharedConnection(path, synchronous="NORMAL")
+        self._lock, self._conn = self._db.lock, self._db.conn
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        self._db.close()
 
     def create_schema(self) -> None:
         with self._lock:
@@ -118,7 +99,7 @@ class SQLiteRecordManager(RecordManager):
             raise ValueError(
                 f"Number of keys ({len(keys)}) does not match number of group_ids ({len(group_ids)})"
             )
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             now = float(conn.execute(_NOW).fetchone()[0])
             if time_at_least and now < time_at_least:  # the clock went back: refuse, as SQLRecordManager does
                 raise AssertionError(f"Time sync issue: {now} < {time_at_least}")
@@ -180,7 +161,7 @@ class SQLiteRecordManager(RecordManager):
         return keys
 
     def delete_keys(self, keys: Sequence[str]) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             for chunk in _chunks(keys):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(

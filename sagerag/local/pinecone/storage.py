@@ -9,9 +9,8 @@ SQLite serialises writers anyway and reads here are short.
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from sagerag.datafiles import explain
+from sagerag.datafiles import SharedConnection, explain
 
 STORE_REBUILD = (
     "re-run `sagerag ingest` with your sources: the ingestion ledger notices the empty store and "
@@ -93,12 +92,10 @@ class PineconeStorage:
     def __init__(self, data_dir: str | Path) -> None:
         path = Path(data_dir)
         self.path = path / "pinecone.sqlite3"
-        self._lock = threading.RLock()
         try:
             path.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
+            self._db = SharedConnection(self.path, synchronous="FULL")
+            self._lock, self._conn = self._db.lock, self._db.conn
             self._conn.executescript(_SCHEMA)
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(vectors)")}
             if "sparse" not in columns:  # a database written before sparse values existed
@@ -115,20 +112,11 @@ class PineconeStorage:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """BEGIN IMMEDIATE .. COMMIT, rolled back if the block raises."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        return self._db.transaction()
 
     # -- indexes ---------------------------------------------------------------------------------------
     def create_index(self, record: IndexRecord) -> None:
