@@ -101,9 +101,8 @@ def serve_process(data_dir: Path, pid: int) -> Any | None:
         if "serve" not in command:
             return None
         before = command[: command.index("serve")]
-        if not any(
-            Path(arg).name == "sagerag" for arg in before
-        ):  # `sagerag serve`, `python -m sagerag serve`
+        # `sagerag serve` or `python -m sagerag serve`
+        if not any(Path(arg).name == "sagerag" for arg in before):
             return None
         if not any(Path(f.path) == target for f in proc.open_files()):
             return None
