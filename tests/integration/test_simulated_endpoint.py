@@ -13,7 +13,7 @@ import pytest
 from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
 from sagerag.local import LocalRuntime
 from sagerag.local.sagemaker.containers import FeatureExtraction
-from sagerag.local.sagemaker.simulated import RemoteTiming, SimulatedFeatureExtraction
+from sagerag.local.sagemaker.simulated import RemoteTiming, Schedule, SimulatedFeatureExtraction
 
 TEXTS = ["Managed Spot Training saves money.", "Studio is a web IDE.", "Canvas needs no code."]
 
@@ -105,6 +105,20 @@ def test_workers_share_an_instance_s_gpu(runtime: LocalRuntime) -> None:
     assert wall(cpu_bound) >= 2 * 0.05  # four requests on two workers: two rounds
     gpu_bound = RemoteTiming(round_trip_s=0, per_request_s=0, per_token_s=0.05 / n_tokens, workers=4)
     assert wall(gpu_bound) >= 4 * 0.05 * 0.999  # four workers, one GPU: the forward passes in turn
+
+
+def test_service_is_booked_on_the_clock_so_a_late_thread_never_delays_the_next_request() -> None:
+    """Ends follow arrivals and service times only, whenever `book` runs: the emulator's threads can wake
+    late (its process shares the GIL with the local Pinecone), the modelled instances cannot."""
+    one = Schedule(instances=1, workers=1)
+    assert one.book(arrival=0.0, service_s=0.05, gpu_s=0.0) == 0.05
+    assert one.book(arrival=0.01, service_s=0.05, gpu_s=0.0) == pytest.approx(0.10)  # queued behind it
+    assert one.book(arrival=0.5, service_s=0.05, gpu_s=0.0) == pytest.approx(0.55)  # idle until it came
+    two = Schedule(instances=2, workers=1)
+    assert [two.book(0.0, 0.05, 0.0) for _ in range(3)] == pytest.approx([0.05, 0.05, 0.10])
+    # Two workers of one instance: their non-GPU parts overlap, their forward passes take turns.
+    shared = Schedule(instances=1, workers=2)
+    assert [shared.book(0.0, 0.05, 0.04) for _ in range(2)] == pytest.approx([0.05, 0.09])
 
 
 def test_capacity_is_instances_times_batch_throughput() -> None:
