@@ -409,7 +409,8 @@ def ingest_documents(
             finally:
                 if prefetch is not None:
                     prefetch.close()
-            after = _stored_keys(manager, sources)
+            # Only to count replaced keys (`before - after`): none when the ledger had none of these sources.
+            after = _stored_keys(manager, sources) if before else set()
     except Exception as exc:
         where = lock if isinstance(exc, OSError) and not records_db.exists() else records_db
         raise (explain(exc, where, LEDGER_REBUILD) or exc) from None
