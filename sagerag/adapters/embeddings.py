@@ -121,6 +121,11 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         if batch:
             yield start, batch
 
+    def request_batches(self, texts: list[str]) -> list[list[str]]:
+        """The texts of each request `texts` would be sent in, in this order (no sorting by length): for a
+        caller scheduling requests itself (`stores.prefetch`), whose groups should be whole requests."""
+        return [batch for _, batch in self._batches(list(texts))]
+
     # one request, with retries; split when the response is refused as too large
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -14,8 +14,11 @@ before the store's upserts, and the ledger still follows them.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -24,18 +27,34 @@ from langchain_core.embeddings import Embeddings
 class PrefetchedEmbeddings(Embeddings):
     """`inner`'s vectors for `texts`, computed in order, `ahead` texts at most before they are asked for.
 
-    `group` texts go to one `inner.embed_documents` call and `workers` calls run at a time. For a
-    `SagemakerEmbeddings` (see `for_embeddings`) a group is one request's worth of texts and each call
-    sends its requests one at a time, so `workers` is the number of requests in flight, as in one large
-    `embed_documents` call, but without its end-of-call drain. Texts asked for that were not announced
-    (or asked for again) are embedded on the spot. Close it (a context manager) to stop the background work.
+    Each group of texts goes to one `inner.embed_documents` call and `workers` calls run at a time. `group`
+    is a group's size, or a function cutting `texts` into consecutive groups. For a `SagemakerEmbeddings`
+    (see `for_embeddings`) a group is exactly one request (its `request_batches`) and each call sends it
+    alone, so `workers` is the number of requests in flight, as in one large `embed_documents` call, but
+    without its end-of-call drain. Texts asked for that were not announced (or asked for again) are
+    embedded on the spot. Close it (a context manager) to stop the background work.
     """
 
-    def __init__(self, inner: Embeddings, texts: list[str], *, group: int, workers: int, ahead: int) -> None:
+    def __init__(
+        self,
+        inner: Embeddings,
+        texts: list[str],
+        *,
+        group: int | Callable[[list[str]], Iterable[list[str]]],
+        workers: int,
+        ahead: int,
+    ) -> None:
         self._inner = inner
-        self._groups = [texts[i : i + group] for i in range(0, len(texts), group)]
+        if isinstance(group, int):
+            self._groups = [texts[i : i + group] for i in range(0, len(texts), group)]
+        else:
+            self._groups = [list(members) for members in group(texts)]
+        # Where each group starts in `texts` (the groups are consecutive and cover it).
+        self._starts = [0, *accumulate(len(members) for members in self._groups)][:-1]
+        if sum(len(members) for members in self._groups) != len(texts):
+            raise ValueError("the groups must cover the texts, in order")
         self._results: list[Future[list[list[float]]] | None] = [Future() for _ in self._groups]
-        self._group = group
+        self._ahead = max(1, ahead)
         # Where each text's vector will be: its position in `texts` (one int per text: a million-document
         # ingest holds a million of them), and the later positions of a text that comes again.
         self._first: dict[str, int] = {}
@@ -43,7 +62,6 @@ class PrefetchedEmbeddings(Embeddings):
         for position, text in enumerate(texts):
             if self._first.setdefault(text, position) != position:
                 self._again.setdefault(text, deque()).append(position)
-        self._window = max(1, ahead // max(group, 1))
         self._low = 0  # groups before this one are no longer needed
         self._stopped = False
         self._changed = threading.Condition()
@@ -53,20 +71,24 @@ class PrefetchedEmbeddings(Embeddings):
 
     @classmethod
     def for_embeddings(cls, inner: Embeddings, texts: list[str], ahead: int) -> PrefetchedEmbeddings:
-        """Requests of `inner.batch_size` texts, `inner.max_concurrency` in flight, when `inner` has those
-        fields (`SagemakerEmbeddings`); otherwise two calls of 256 texts at a time."""
-        batch_size = getattr(inner, "batch_size", None)
+        """One group per request as `inner` cuts them, `inner.max_concurrency` in flight, when `inner` can
+        say (`SagemakerEmbeddings.request_batches`); otherwise two calls of 256 texts at a time."""
+        plan = getattr(inner, "request_batches", None)
         concurrency = getattr(inner, "max_concurrency", None)
         copy = getattr(inner, "model_copy", None)
-        if isinstance(batch_size, int) and isinstance(concurrency, int) and copy is not None:
+        if callable(plan) and isinstance(concurrency, int) and copy is not None:
             one_at_a_time = copy(update={"max_concurrency": 1})
-            return cls(one_at_a_time, texts, group=batch_size, workers=concurrency, ahead=ahead)
+            return cls(one_at_a_time, texts, group=plan, workers=concurrency, ahead=ahead)
         return cls(inner, texts, group=256, workers=2, ahead=ahead)
 
     def _produce(self) -> None:
         for g, members in enumerate(self._groups):
             with self._changed:
-                while not self._stopped and g >= self._low + self._window:
+                while (
+                    not self._stopped
+                    and g > self._low
+                    and self._starts[g] - self._starts[self._low] >= self._ahead
+                ):
                     self._changed.wait()
                 if self._stopped:
                     return
@@ -91,7 +113,8 @@ class PrefetchedEmbeddings(Embeddings):
             if not later:
                 return None
             position = later.popleft()
-        g, offset = divmod(position, self._group)
+        g = bisect_right(self._starts, position) - 1
+        offset = position - self._starts[g]
         result = self._results[g]
         if result is None:
             return None

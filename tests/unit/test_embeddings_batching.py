@@ -70,6 +70,19 @@ def test_batches_are_cut_by_the_expected_response_size() -> None:
     assert max(len(call) for call in endpoint.calls) == 5 and len(endpoint.calls) == 5
 
 
+def test_embedding_ahead_sends_whole_requests_across_the_batch_size() -> None:
+    """`PrefetchedEmbeddings` groups texts as the requests would carry them: 64 texts at 5 a response
+    are 13 requests, not 14 (two groups of `batch_size` 32 each cut into 5+5+5+5+5+5+2)."""
+    from sagerag.stores.prefetch import PrefetchedEmbeddings
+
+    endpoint = FakeEndpoint()
+    embeddings = _embeddings(endpoint, max_response_bytes=5 * 204)
+    texts = _texts(64)
+    with PrefetchedEmbeddings.for_embeddings(embeddings, texts, ahead=64) as ahead:
+        assert _ids(ahead.embed_documents(texts)) == list(range(64))
+    assert len(endpoint.calls) == 13 and max(len(call) for call in endpoint.calls) == 5
+
+
 def test_refused_batches_are_halved_until_they_fit_in_order_and_once() -> None:
     endpoint = FakeEndpoint(refuse_over=3)
     texts = _texts(16)

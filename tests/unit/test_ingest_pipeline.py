@@ -117,6 +117,20 @@ def test_prefetched_vectors_are_the_ones_asked_for_in_any_chunking() -> None:
     assert sorted(t for call in inner.calls[:-1] for t in call) == sorted(texts)  # each embedded once
 
 
+def test_prefetch_sends_the_groups_it_is_given_as_they_are() -> None:
+    """Groups planned by the embeddings (one request each for `SagemakerEmbeddings`) reach it unchanged,
+    whatever their sizes, and every text gets its own vector back."""
+    inner = _Recording()
+    texts = [f"t{i}" for i in range(20)]
+    cuts = [texts[:3], texts[3:4], texts[4:13], texts[13:]]
+    with PrefetchedEmbeddings(inner, texts, group=lambda _: cuts, workers=2, ahead=10) as ahead:
+        got = ahead.embed_documents(texts[:5]) + ahead.embed_documents(texts[5:])
+    assert got == inner.inner.embed_documents(texts)
+    assert sorted(inner.calls) == sorted(cuts)
+    with pytest.raises(ValueError, match="cover"):
+        PrefetchedEmbeddings(inner, texts, group=lambda _: cuts[:2], workers=1, ahead=10)
+
+
 def test_prefetch_stays_within_its_window() -> None:
     inner = _Recording()
     texts = [f"t{i}" for i in range(100)]
