@@ -48,9 +48,19 @@ def check_record(record: Mapping[str, Any], source: str | None = None) -> int:
     return check_size(record, source)
 
 
-def check_size(record: Mapping[str, Any], source: str | None = None) -> int:
-    """`record`'s serialised size, refused when no upsert request could carry it (values included)."""
-    size = record_size(record)
+VALUE_JSON_BYTES = 25
+"""Most bytes one float takes in a request's JSON: the shortest repr of a double is at most 24 characters
+("-1.2345678901234567e-308"), plus its comma."""
+
+
+def values_size_bound(dimension: int) -> int:
+    """Bytes a record's `"values":[...],` can take at most: sizes a record without serialising its values."""
+    return dimension * VALUE_JSON_BYTES + len('"values":[],')
+
+
+def check_size(record: Mapping[str, Any], source: str | None = None, size: int | None = None) -> int:
+    """`record`'s serialised size (or `size`, a bound of it), refused when no upsert request could carry it."""
+    size = record_size(record) if size is None else size
     if size + _ENVELOPE_BYTES > UPSERT_BYTE_BUDGET:
         where = f"document {str(record['id'])!r}" + (f" (source {source!r})" if source else "")
         raise DocumentTooLargeError(

@@ -126,3 +126,16 @@ def test_best_last_and_hostile_sources_keep_the_block_structure(
     blocks = _BLOCK.findall(text)
     assert len(blocks) == len(used)
     assert _BLOCK.findall(flipped) == list(reversed(blocks))  # best_last only lays them out in reverse
+
+
+@settings(max_examples=200)
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=64))
+def test_a_records_values_never_serialise_past_their_size_bound(values: list[float]) -> None:
+    """Upserts are packed by `values_size_bound` instead of serialising each record's values: the bound
+    must hold for every double (the SDK writes the request with orjson)."""
+    import orjson
+
+    from sagerag.stores._batching import values_size_bound
+
+    worst = [-1.2345678901234567e-308, -2.2250738585072014e-308, -1.7976931348623157e308, *values]
+    assert len(orjson.dumps({"values": worst})) - len("{}") + len(",") <= values_size_bound(len(worst))
