@@ -8,6 +8,7 @@ SQLite serialises writers anyway and reads here are short.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -25,30 +26,38 @@ STORE_REBUILD = (
     "stores every document again"
 )
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS indexes (
+# A namespace exists once created or written to, and stays when emptied (as Pinecone's does) until
+# delete_namespace; databases written before this table existed count a namespace holding vectors too.
+_TABLES = (
+    """CREATE TABLE IF NOT EXISTS indexes (
     name TEXT PRIMARY KEY,
     dimension INTEGER NOT NULL,
     metric TEXT NOT NULL,
     description TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS vectors (
+)""",
+    """CREATE TABLE IF NOT EXISTS namespaces (
+    index_name TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    PRIMARY KEY (index_name, namespace)
+) WITHOUT ROWID""",
+)
+_VECTORS = """CREATE TABLE {table} (
     index_name TEXT NOT NULL,
     namespace TEXT NOT NULL,
     id TEXT NOT NULL,
     vec BLOB NOT NULL,
     metadata TEXT,
     sparse BLOB,
-    PRIMARY KEY (index_name, namespace, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS namespaces (
-    index_name TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    PRIMARY KEY (index_name, namespace)
-) WITHOUT ROWID;
-"""
-# A namespace exists once created or written to, and stays when emptied (as Pinecone's does) until
-# delete_namespace; databases written before this table existed count a namespace holding vectors too.
+    UNIQUE (index_name, namespace, id)
+)"""
+# A rowid table: its 2 KB rows are appended in arrival order and only the small unique index is kept in
+# id order (every read that has an order, load_namespace and list_ids, asks for ORDER BY id and walks that
+# index). The first schema was `WITHOUT ROWID`, keyed by (index_name, namespace, id): there a row that size
+# spills into overflow pages and every random id splits pages in the middle of the table, so its SQL cost
+# twice as much per upsert, and more as the namespace grew. `_open_schema` converts such a file.
+_WITHOUT_ROWID = re.compile(r"\bWITHOUT\s+ROWID\b", re.IGNORECASE)
+_MIGRATION_WAIT_MS = 600_000
+"""How long opening the file waits for another process's conversion (a large file takes a while)."""
 Row = tuple[str, bytes, str | None, bytes | None]
 """(id, dense float32 bytes, metadata JSON text, sparse bytes from `pack_sparse` or None)."""
 
@@ -96,12 +105,44 @@ class PineconeStorage:
             path.mkdir(parents=True, exist_ok=True)
             self._db = SharedConnection(self.path, synchronous="FULL")
             self._lock, self._conn = self._db.lock, self._db.conn
-            self._conn.executescript(_SCHEMA)
-            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(vectors)")}
-            if "sparse" not in columns:  # a database written before sparse values existed
-                self._conn.execute("ALTER TABLE vectors ADD COLUMN sparse BLOB")
+            self._open_schema()
         except (sqlite3.Error, OSError) as exc:
             raise (explain(exc, self.path, STORE_REBUILD) or exc) from None
+
+    def _open_schema(self) -> None:
+        """Create the tables, or convert a `WITHOUT ROWID` vectors table of an older version, in one
+        transaction: a crash leaves the old table or the new one, never neither.
+
+        BEGIN IMMEDIATE takes the write lock before looking at `sqlite_master`, so of two processes opening
+        the file at once one converts and the other, waiting for the lock, then finds nothing to do."""
+        (wait,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
+        self._conn.execute(f"PRAGMA busy_timeout = {max(int(wait), _MIGRATION_WAIT_MS)}")
+        try:
+            with self.transaction() as conn:
+                for statement in _TABLES:
+                    conn.execute(statement)
+                found = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'vectors'"
+                ).fetchone()
+                if found is None:
+                    conn.execute(_VECTORS.format(table="vectors"))
+                elif _WITHOUT_ROWID.search(found[0]):
+                    self._convert_vectors(conn)
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(wait)}")
+
+    @staticmethod
+    def _convert_vectors(conn: sqlite3.Connection) -> None:
+        """Copy the `WITHOUT ROWID` vectors table into the rowid one (inside the caller's transaction)."""
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(vectors)")}
+        sparse = "sparse" if "sparse" in columns else "NULL"  # a file written before sparse values existed
+        conn.execute(_VECTORS.format(table="vectors_rowid"))
+        conn.execute(
+            "INSERT INTO vectors_rowid (index_name, namespace, id, vec, metadata, sparse) "
+            f"SELECT index_name, namespace, id, vec, metadata, {sparse} FROM vectors"
+        )
+        conn.execute("DROP TABLE vectors")
+        conn.execute("ALTER TABLE vectors_rowid RENAME TO vectors")
 
     def data_version(self) -> int:
         """A number that changes whenever another connection (another process) commits to the file.
