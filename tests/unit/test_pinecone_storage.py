@@ -260,3 +260,58 @@ def test_openers_racing_on_an_old_file_convert_it_once(tmp_path: Path) -> None:
     finally:
         for store in opened:
             store.close()
+
+
+# -- checkpoints: off the upsert's path, and the WAL bounded ------------------------------------------------
+
+
+def _upsert_batches(service: PineconeService, first: int, batches: int, size: int = 256) -> None:
+    """Batches of new 384-d vectors with 500 bytes of metadata each (about one 4 KB page per vector)."""
+    rng = np.random.default_rng(first)
+    for b in range(first, first + batches):
+        vectors = rng.standard_normal((size, 384)).astype(np.float32)
+        records = [
+            {"id": f"b{b}-{i}", "values": v.tolist(), "metadata": {"text": "x" * 500}}
+            for i, v in enumerate(vectors)
+        ]
+        service.upsert("ix", {"vectors": records})
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "pinecone-checkpoint"]
+
+
+def test_upserted_pages_reach_the_database_file_in_the_background_and_close_stops_it(tmp_path: Path) -> None:
+    """The commits stay in the WAL until a checkpoint copies them; the background checkpoint does that
+    without any commit crossing SQLite's threshold (here ~0.6 MB, far below it), and close ends it."""
+    before = set(_checkpoint_threads())
+    service = PineconeService(PineconeStorage(tmp_path))
+    try:
+        service.create_index({"name": "ix", "dimension": 384, "metric": "cosine"})
+        _upsert_batches(service, 0, 1)
+        database = tmp_path / FILE
+        for _ in range(200):  # wait for the background copy: at most 10 s, normally milliseconds
+            if database.stat().st_size > 256 * 384 * 4:
+                break
+            threading.Event().wait(0.05)
+        assert database.stat().st_size > 256 * 384 * 4
+        assert len(set(_checkpoint_threads()) - before) == 1
+    finally:
+        service.close()
+    assert set(_checkpoint_threads()) <= before
+
+
+def test_the_wal_stays_bounded_under_back_to_back_upserts(tmp_path: Path) -> None:
+    """Writes that never pause would keep a background checkpoint from ever finishing (the WAL restarts
+    only once fully copied); the commit's own checkpoint past `_WAL_BACKSTOP_PAGES` bounds it."""
+    service = PineconeService(PineconeStorage(tmp_path))
+    try:
+        service.create_index({"name": "ix", "dimension": 384, "metric": "cosine"})
+        sizes = []
+        for round_ in range(10):
+            _upsert_batches(service, 4 * round_, 4)
+            sizes.append((tmp_path / f"{FILE}-wal").stat().st_size)
+        assert service.stats("ix")["totalVectorCount"] == 40 * 256
+    finally:
+        service.close()
+    assert max(sizes) < 24 * 1024 * 1024, sizes  # 4000 pages of 4 KB and one commit, not all 40 commits

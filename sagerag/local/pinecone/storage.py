@@ -8,8 +8,11 @@ SQLite serialises writers anyway and reads here are short.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -58,6 +61,13 @@ _VECTORS = """CREATE TABLE {table} (
 _WITHOUT_ROWID = re.compile(r"\bWITHOUT\s+ROWID\b", re.IGNORECASE)
 _MIGRATION_WAIT_MS = 600_000
 """How long opening the file waits for another process's conversion (a large file takes a while)."""
+_CHECKPOINT_PAUSE_S = 0.05
+"""The least time between two background checkpoints: each one syncs the database file, so under a stream
+of upserts they batch the commits of 50 ms instead of following every commit."""
+_WAL_BACKSTOP_PAGES = 4000
+"""A commit that finds the WAL this long checkpoints it itself: the WAL stays bounded when writes never
+pause long enough for the background checkpoint to finish (the WAL restarts only once fully copied)."""
+_log = logging.getLogger(__name__)
 Row = tuple[str, bytes, str | None, bytes | None]
 """(id, dense float32 bytes, metadata JSON text, sparse bytes from `pack_sparse` or None)."""
 
@@ -101,11 +111,14 @@ class PineconeStorage:
     def __init__(self, data_dir: str | Path) -> None:
         path = Path(data_dir)
         self.path = path / "pinecone.sqlite3"
+        self._checkpointer = _Checkpointer(self.path)
+        weakref.finalize(self, self._checkpointer.close)  # a store dropped unclosed stops its thread too
         try:
             path.mkdir(parents=True, exist_ok=True)
             self._db = SharedConnection(self.path, synchronous="FULL")
             self._lock, self._conn = self._db.lock, self._db.conn
             self._open_schema()
+            self._conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP_PAGES}")
         except (sqlite3.Error, OSError) as exc:
             raise (explain(exc, self.path, STORE_REBUILD) or exc) from None
 
@@ -153,6 +166,7 @@ class PineconeStorage:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
+        self._checkpointer.close()
         self._db.close()
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -205,6 +219,7 @@ class PineconeStorage:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 ((index, namespace, id_, vec, meta, sparse) for id_, vec, meta, sparse in rows),
             )
+        self._checkpointer.request()
 
     def delete_ids(self, index: str, namespace: str, ids: Sequence[str]) -> None:
         with self.transaction() as conn:
@@ -300,3 +315,62 @@ class PineconeStorage:
                 "SELECT namespace, count(*) FROM vectors WHERE index_name = ? GROUP BY namespace", (index,)
             ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+
+class _Checkpointer:
+    """Copies committed WAL frames into the database file on its own thread and connection.
+
+    With SQLite's automatic checkpoint, the commit that crosses 1000 WAL pages copies them all before it
+    returns: every third or fourth 256-vector upsert took 15-25 ms longer. A PASSIVE checkpoint runs beside
+    writers (they keep appending to the WAL), so here it costs the upsert nothing; durability is the WAL's
+    (synchronous=FULL), whichever connection later copies it. The thread starts on the first request and
+    exits on `close`; if it cannot run, the writer's own checkpoint (`_WAL_BACKSTOP_PAGES`) still does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wanted = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def request(self) -> None:
+        with self._start_lock:
+            if self._closed.is_set():
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pinecone-checkpoint", daemon=True)
+                self._thread.start()
+        self._wanted.set()
+
+    def close(self) -> None:
+        with self._start_lock:
+            self._closed.set()
+            thread = self._thread
+        self._wanted.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            _log.warning(
+                "no background checkpoint for %s; commits checkpoint instead", self._path, exc_info=True
+            )
+            return
+        try:
+            conn.execute("PRAGMA synchronous=FULL")  # a checkpoint syncs the WAL and then the database
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._closed.is_set():
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:  # a full disk, say: the writers' own checkpoint retries later
+                    _log.warning("background checkpoint of %s failed", self._path, exc_info=True)
+                if self._closed.wait(_CHECKPOINT_PAUSE_S):
+                    return
+        finally:
+            conn.close()
