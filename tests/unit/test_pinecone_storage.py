@@ -315,3 +315,21 @@ def test_the_wal_stays_bounded_under_back_to_back_upserts(tmp_path: Path) -> Non
     finally:
         service.close()
     assert max(sizes) < 24 * 1024 * 1024, sizes  # 4000 pages of 4 KB and one commit, not all 40 commits
+
+
+def test_a_current_file_opens_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """Only a file that needs creating or converting takes the write lock on open: a command opening the
+    store while another one is mid-write (a long ingest transaction, say) does not wait for it."""
+    PineconeStorage(tmp_path).close()
+    holder = sqlite3.connect(tmp_path / FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        opened: list[PineconeStorage] = []
+        thread = threading.Thread(target=lambda: opened.append(PineconeStorage(tmp_path)), daemon=True)
+        thread.start()
+        thread.join(30)
+        assert opened, "opening waited for another connection's write transaction"
+        opened[0].close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

@@ -127,7 +127,10 @@ class PineconeStorage:
         transaction: a crash leaves the old table or the new one, never neither.
 
         BEGIN IMMEDIATE takes the write lock before looking at `sqlite_master`, so of two processes opening
-        the file at once one converts and the other, waiting for the lock, then finds nothing to do."""
+        the file at once one converts and the other, waiting for the lock, then finds nothing to do. A file
+        already in the current schema is opened without taking the write lock at all."""
+        if self._schema_is_current():
+            return
         (wait,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
         self._conn.execute(f"PRAGMA busy_timeout = {max(int(wait), _MIGRATION_WAIT_MS)}")
         try:
@@ -143,6 +146,14 @@ class PineconeStorage:
                     self._convert_vectors(conn)
         finally:
             self._conn.execute(f"PRAGMA busy_timeout = {int(wait)}")
+
+    def _schema_is_current(self) -> bool:
+        tables = dict(
+            self._conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+        )
+        return {"indexes", "namespaces", "vectors"} <= tables.keys() and not _WITHOUT_ROWID.search(
+            tables["vectors"]
+        )
 
     @staticmethod
     def _convert_vectors(conn: sqlite3.Connection) -> None:
