@@ -48,6 +48,7 @@ from sagerag.local.pinecone.validation import (
     clean_metadata,
     decode_metadata,
     dense_field,
+    dense_matrix,
     encode_metadata,
     not_found,
     not_supported,
@@ -188,12 +189,22 @@ class PineconeService:
             )
         namespace = parse_namespace(body.get("namespace"))
         rows: dict[str, Row] = {}
-        for item in vectors:
+        # Every dense value checked at once; None when one fails, and then the loop names the first bad one.
+        matrix = dense_matrix(
+            [item.get("values") if isinstance(item, dict) else None for item in vectors],
+            record.dimension,
+            record.metric,
+        )
+        for i, item in enumerate(vectors):
             if not isinstance(item, dict):
                 raise bad_request("each vector must be an object with 'id' and 'values'")
             vector_id = check_id(item.get("id"))
             what = f"Vector {vector_id!r}"
-            values = check_vector(item.get("values"), record.dimension, record.metric, what)
+            values = (
+                matrix[i]
+                if matrix is not None
+                else check_vector(item.get("values"), record.dimension, record.metric, what)
+            )
             sparse = check_sparse(item.get("sparseValues"), record.metric, what)
             rows[vector_id] = (
                 vector_id,
