@@ -48,6 +48,7 @@ import numpy as np
 from _bench_common import faq_answers, machine_lines, print_table, ref_package
 from langchain_core.documents import Document
 
+import sagerag.ingest
 from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
 from sagerag.ingest import ingest_documents
 from sagerag.local.sagemaker.simulated import (
@@ -68,7 +69,8 @@ ENDPOINTS = ("toolkit", "toolkit-free", "tei")
 INGEST_BATCH = 0
 """`ingest_documents(batch_size=)` for the sagerag way (`--ingest-batch`; 0: its default)."""
 EMBED_CHUNK = 0
-"""`PineconeStore(embed_batch_size=)` for the sagerag way (`--embed-chunk`; 0: its default)."""
+"""Texts upserted at a time by the sagerag way, whose vectors are embedded ahead (`--embed-chunk`; 0: its
+default, `sagerag.ingest.PREFETCHED_CHUNK`)."""
 WAYS = ("tutorial loop", "stock integration", "sagerag")
 
 
@@ -189,9 +191,10 @@ def sagerag_way(
 ) -> None:
     """What `sagerag ingest` runs: the ledger-backed, idempotent `ingest_documents` over `PineconeStore`."""
     batching = {"batch_size": INGEST_BATCH} if INGEST_BATCH else {}
-    chunking = {"embed_batch_size": EMBED_CHUNK} if EMBED_CHUNK else {}
+    if EMBED_CHUNK:
+        sagerag.ingest.PREFETCHED_CHUNK = EMBED_CHUNK
     store = PineconeStore(
-        index, SagemakerEmbeddings(endpoint_name=endpoint, client=client, **fields), namespace, **chunking
+        index, SagemakerEmbeddings(endpoint_name=endpoint, client=client, **fields), namespace
     )
     docs = [Document(page_content=t, metadata={"source": f"bench#{i}"}) for i, t in enumerate(texts)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,7 +307,10 @@ def main() -> None:
         "--ingest-batch", type=int, default=0, help="ingest_documents batch_size (0: default)"
     )
     parser.add_argument(
-        "--embed-chunk", type=int, default=0, help="PineconeStore embed_batch_size (0: default)"
+        "--embed-chunk",
+        type=int,
+        default=0,
+        help="sagerag's upsert chunk, vectors embedded ahead (0: default)",
     )
     parser.add_argument(
         "--compare-ref",

@@ -138,11 +138,13 @@ class PineconeStore(VectorStore):
     def embeddings(self) -> Embeddings:
         return self._embedding
 
-    def with_embeddings(self, embedding: Embeddings) -> PineconeStore:
-        """The same store (index, namespace, settings) embedding with `embedding`: how an ingest hands it
-        vectors computed ahead (`stores.prefetch`)."""
+    def with_embeddings(self, embedding: Embeddings, embed_batch_size: int | None = None) -> PineconeStore:
+        """The same store (index, namespace, settings) embedding with `embedding`, in chunks of
+        `embed_batch_size` if given: how an ingest hands it vectors computed ahead (`stores.prefetch`)."""
         store = copy.copy(self)
         store._embedding = embedding
+        if embed_batch_size is not None:
+            store.embed_batch_size = embed_batch_size
         return store
 
     @property
