@@ -16,9 +16,8 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import accumulate
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -27,12 +26,13 @@ from langchain_core.embeddings import Embeddings
 class PrefetchedEmbeddings(Embeddings):
     """`inner`'s vectors for `texts`, computed in order, `ahead` texts at most before they are asked for.
 
-    Each group of texts goes to one `inner.embed_documents` call and `workers` calls run at a time. `group`
-    is a group's size, or a function cutting `texts` into consecutive groups. For a `SagemakerEmbeddings`
-    (see `for_embeddings`) a group is exactly one request (its `request_batches`) and each call sends it
-    alone, so `workers` is the number of requests in flight, as in one large `embed_documents` call, but
-    without its end-of-call drain. Texts asked for that were not announced (or asked for again) are
-    embedded on the spot. Close it (a context manager) to stop the background work.
+        Each group of texts goes to one `inner.embed_documents` call and `workers` calls run at a time. `group`
+        is a group's size, or a function cutting `texts` into consecutive groups (run in the background: the first
+    groups are embedded while the rest are cut). For a `SagemakerEmbeddings`
+        (see `for_embeddings`) a group is exactly one request (its `request_batches`) and each call sends it
+        alone, so `workers` is the number of requests in flight, as in one large `embed_documents` call, but
+        without its end-of-call drain. Texts asked for that were not announced (or asked for again) are
+        embedded on the spot. Close it (a context manager) to stop the background work.
     """
 
     def __init__(
@@ -45,16 +45,17 @@ class PrefetchedEmbeddings(Embeddings):
         ahead: int,
     ) -> None:
         self._inner = inner
-        if isinstance(group, int):
-            self._groups = [texts[i : i + group] for i in range(0, len(texts), group)]
-        else:
-            self._groups = [list(members) for members in group(texts)]
-        # Where each group starts in `texts` (the groups are consecutive and cover it).
-        self._starts = [0, *accumulate(len(members) for members in self._groups)][:-1]
-        if sum(len(members) for members in self._groups) != len(texts):
-            raise ValueError("the groups must cover the texts, in order")
-        self._results: list[Future[list[list[float]]] | None] = [Future() for _ in self._groups]
+        self._texts = texts
+        self._plan = group
         self._ahead = max(1, ahead)
+        # Groups as the producer cuts them (planning a large corpus takes a while: the first requests go out
+        # before it is done), where each starts in `texts`, and their results; `_planned` texts are covered.
+        self._groups: list[list[str]] = []
+        self._starts: list[int] = []
+        self._results: list[Future[list[list[float]]] | None] = []
+        self._planned = 0
+        self._planning = True
+        self._failure: BaseException | None = None
         # Where each text's vector will be: its position in `texts` (one int per text: a million-document
         # ingest holds a million of them), and the later positions of a text that comes again.
         self._first: dict[str, int] = {}
@@ -81,18 +82,41 @@ class PrefetchedEmbeddings(Embeddings):
             return cls(one_at_a_time, texts, group=plan, workers=concurrency, ahead=ahead)
         return cls(inner, texts, group=256, workers=2, ahead=ahead)
 
+    def _cut(self) -> Iterator[list[str]]:
+        texts, plan = self._texts, self._plan
+        if isinstance(plan, int):
+            return (texts[i : i + plan] for i in range(0, len(texts), plan))
+        return (list(members) for members in plan(texts))
+
     def _produce(self) -> None:
-        for g, members in enumerate(self._groups):
+        try:
+            for members in self._cut():
+                with self._changed:
+                    g = len(self._groups)
+                    result: Future[list[list[float]]] = Future()
+                    self._groups.append(members)
+                    self._starts.append(self._planned)
+                    self._results.append(result)
+                    self._planned += len(members)
+                    self._changed.notify_all()
+                    while (
+                        not self._stopped
+                        and g > self._low
+                        and self._starts[g] - self._starts[self._low] >= self._ahead
+                    ):
+                        self._changed.wait()
+                    if self._stopped:
+                        return
+                self._pool.submit(self._embed, g, members)
+            if self._planned != len(self._texts):
+                raise ValueError("the groups must cover the texts, in order")
+        except BaseException as exc:  # the store gets it when it asks for a text not planned
             with self._changed:
-                while (
-                    not self._stopped
-                    and g > self._low
-                    and self._starts[g] - self._starts[self._low] >= self._ahead
-                ):
-                    self._changed.wait()
-                if self._stopped:
-                    return
-            self._pool.submit(self._embed, g, members)
+                self._failure = exc
+        finally:
+            with self._changed:
+                self._planning = False
+                self._changed.notify_all()
 
     def _embed(self, g: int, members: list[str]) -> None:
         result = self._results[g]
@@ -113,18 +137,23 @@ class PrefetchedEmbeddings(Embeddings):
             if not later:
                 return None
             position = later.popleft()
-        g = bisect_right(self._starts, position) - 1
-        offset = position - self._starts[g]
-        result = self._results[g]
-        if result is None:
-            return None
-        if g > self._low:  # the store asks in order: earlier groups are done with
-            with self._changed:
+        with self._changed:
+            while position >= self._planned and self._planning and not self._stopped:
+                self._changed.wait()
+            if position >= self._planned:
+                if self._failure is not None:
+                    raise self._failure
+                return None
+            g = bisect_right(self._starts, position) - 1
+            result = self._results[g]
+            if result is None:
+                return None
+            if g > self._low:  # the store asks in order: earlier groups are done with
                 for done in range(self._low, g):
                     self._results[done] = None
                 self._low = g
                 self._changed.notify_all()
-        return result.result()[offset]
+        return result.result()[position - self._starts[g]]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float] | None] = [self._take(text) for text in texts]

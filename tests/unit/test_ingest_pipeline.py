@@ -9,6 +9,7 @@ the run ends.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,31 @@ def test_prefetch_sends_the_groups_it_is_given_as_they_are() -> None:
         got = ahead.embed_documents(texts[:5]) + ahead.embed_documents(texts[5:])
     assert got == inner.inner.embed_documents(texts)
     assert sorted(inner.calls) == sorted(cuts)
-    with pytest.raises(ValueError, match="cover"):
-        PrefetchedEmbeddings(inner, texts, group=lambda _: cuts[:2], workers=1, ahead=10)
+    # Planned in the background: a plan that falls short fails the store when it asks past it.
+    with PrefetchedEmbeddings(inner, texts, group=lambda _: cuts[:2], workers=1, ahead=10) as short:
+        assert short.embed_documents(texts[:4]) == inner.inner.embed_documents(texts[:4])
+        with pytest.raises(ValueError, match="cover"):
+            short.embed_documents(texts[4:])
+
+
+def test_prefetch_embeds_the_first_groups_while_the_rest_is_still_planned() -> None:
+    """Planning a large corpus's requests takes a while (~2.5 us a text): the first ones go out meanwhile."""
+    inner = _Recording()
+    texts = [f"t{i}" for i in range(10)]
+    release, events = threading.Event(), []
+
+    def plan(items: list[str]) -> Iterator[list[str]]:
+        yield items[:5]
+        release.wait(2)
+        events.append("planned the rest")
+        yield items[5:]
+
+    with PrefetchedEmbeddings(inner, texts, group=plan, workers=1, ahead=10) as ahead:
+        assert ahead.embed_documents(texts[:5]) == inner.inner.embed_documents(texts[:5])
+        events.append("first vectors")
+        release.set()
+        assert ahead.embed_documents(texts[5:]) == inner.inner.embed_documents(texts[5:])
+    assert events == ["first vectors", "planned the rest"]
 
 
 def test_prefetch_stays_within_its_window() -> None:
