@@ -14,25 +14,39 @@ before the store's upserts, and the ledger still follows them.
 from __future__ import annotations
 
 import threading
+from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+Plan = Callable[[list[str]], tuple[list[int], list[list[str]]]]
+"""Texts -> the order to embed them in (a permutation of their indices) and the groups of one call each,
+consecutive in that order: `SagemakerEmbeddings.plan_requests`."""
+
+
+def _in_order(size: int) -> Plan:
+    def plan(texts: list[str]) -> tuple[list[int], list[list[str]]]:
+        return list(range(len(texts))), [texts[i : i + size] for i in range(0, len(texts), size)]
+
+    return plan
+
 
 class PrefetchedEmbeddings(Embeddings):
-    """`inner`'s vectors for `texts`, computed in order, `ahead` texts at most before they are asked for.
+    """`inner`'s vectors for `texts`, computed window by window, `ahead` texts at most before they are asked
+    for.
 
-        Each group of texts goes to one `inner.embed_documents` call and `workers` calls run at a time. `group`
-        is a group's size, or a function cutting `texts` into consecutive groups (run in the background: the first
-    groups are embedded while the rest are cut). For a `SagemakerEmbeddings`
-        (see `for_embeddings`) a group is exactly one request (its `request_batches`) and each call sends it
-        alone, so `workers` is the number of requests in flight, as in one large `embed_documents` call, but
-        without its end-of-call drain. Texts asked for that were not announced (or asked for again) are
-        embedded on the spot. Close it (a context manager) to stop the background work.
+    Every `window` consecutive texts are planned together: `plan` (by default groups of `window` in the
+    given order) may reorder them, as `SagemakerEmbeddings` sorts texts by length so that a padded request
+    carries more of them, and cuts them into groups of one `inner.embed_documents` call each; `workers`
+    calls run at a time. For a `SagemakerEmbeddings` (`for_embeddings`) a group is exactly one request and
+    each call sends it alone, so `workers` is the number of requests in flight, as in one large
+    `embed_documents` call, but without its end-of-call drain. Windows are planned in the background (the
+    first requests go out while the rest are planned). Texts asked for that were not announced (or asked
+    for again) are embedded on the spot. Close it (a context manager) to stop the background work.
     """
 
     def __init__(
@@ -40,24 +54,27 @@ class PrefetchedEmbeddings(Embeddings):
         inner: Embeddings,
         texts: list[str],
         *,
-        group: int | Callable[[list[str]], Iterable[list[str]]],
+        window: int,
         workers: int,
         ahead: int,
+        plan: Plan | None = None,
     ) -> None:
         self._inner = inner
         self._texts = texts
-        self._plan = group
-        self._ahead = max(1, ahead)
-        # Groups as the producer cuts them (planning a large corpus takes a while: the first requests go out
-        # before it is done), where each starts in `texts`, and their results; `_planned` texts are covered.
-        self._groups: list[list[str]] = []
+        self._window = max(1, window)
+        self._plan = plan or _in_order(self._window)
+        # A whole window must fit ahead: the store's first text of a window may be planned last in it.
+        self._ahead = max(ahead, self._window)
+        # Each text's place in the planned order (-1: not planned yet; an int per text: a million-document
+        # ingest holds a million of them), the groups' first places, their results; `_planned` texts are.
+        self._rank = array("q", [-1]) * len(texts)
         self._starts: list[int] = []
         self._results: list[Future[list[list[float]]] | None] = []
         self._planned = 0
         self._planning = True
         self._failure: BaseException | None = None
-        # Where each text's vector will be: its position in `texts` (one int per text: a million-document
-        # ingest holds a million of them), and the later positions of a text that comes again.
+        # Where each text's vector will be: its position in `texts`, and the later positions of a text that
+        # comes again.
         self._first: dict[str, int] = {}
         self._again: dict[str, deque[int]] = {}
         for position, text in enumerate(texts):
@@ -71,45 +88,48 @@ class PrefetchedEmbeddings(Embeddings):
         self._producer.start()
 
     @classmethod
-    def for_embeddings(cls, inner: Embeddings, texts: list[str], ahead: int) -> PrefetchedEmbeddings:
-        """One group per request as `inner` cuts them, `inner.max_concurrency` in flight, when `inner` can
-        say (`SagemakerEmbeddings.request_batches`); otherwise two calls of 256 texts at a time."""
-        plan = getattr(inner, "request_batches", None)
+    def for_embeddings(
+        cls, inner: Embeddings, texts: list[str], ahead: int, window: int = 256
+    ) -> PrefetchedEmbeddings:
+        """`inner`'s own requests for each `window` texts, `inner.max_concurrency` in flight, when `inner` can
+        plan them (`SagemakerEmbeddings.plan_requests`); otherwise two calls of `window` texts at a time."""
+        plan = getattr(inner, "plan_requests", None)
         concurrency = getattr(inner, "max_concurrency", None)
         copy = getattr(inner, "model_copy", None)
         if callable(plan) and isinstance(concurrency, int) and copy is not None:
             one_at_a_time = copy(update={"max_concurrency": 1})
-            return cls(one_at_a_time, texts, group=plan, workers=concurrency, ahead=ahead)
-        return cls(inner, texts, group=256, workers=2, ahead=ahead)
-
-    def _cut(self) -> Iterator[list[str]]:
-        texts, plan = self._texts, self._plan
-        if isinstance(plan, int):
-            return (texts[i : i + plan] for i in range(0, len(texts), plan))
-        return (list(members) for members in plan(texts))
+            return cls(one_at_a_time, texts, window=window, workers=concurrency, ahead=ahead, plan=plan)
+        return cls(inner, texts, window=window, workers=2, ahead=ahead)
 
     def _produce(self) -> None:
         try:
-            for members in self._cut():
+            for first in range(0, len(self._texts), self._window):
+                members = self._texts[first : first + self._window]
+                order, groups = self._plan(members)
+                if sorted(order) != list(range(len(members))) or sum(map(len, groups)) != len(members):
+                    raise ValueError("a plan must order every text of its window once and group them all")
                 with self._changed:
-                    g = len(self._groups)
-                    result: Future[list[list[float]]] = Future()
-                    self._groups.append(members)
-                    self._starts.append(self._planned)
-                    self._results.append(result)
-                    self._planned += len(members)
+                    for place, i in enumerate(order, start=first):
+                        self._rank[first + i] = place
+                    g0 = len(self._results)
+                    place = first
+                    for group in groups:
+                        self._starts.append(place)
+                        self._results.append(Future())
+                        place += len(group)
+                    self._planned = first + len(members)
                     self._changed.notify_all()
-                    while (
-                        not self._stopped
-                        and g > self._low
-                        and self._starts[g] - self._starts[self._low] >= self._ahead
-                    ):
-                        self._changed.wait()
-                    if self._stopped:
-                        return
-                self._pool.submit(self._embed, g, members)
-            if self._planned != len(self._texts):
-                raise ValueError("the groups must cover the texts, in order")
+                for g, group in enumerate(groups, start=g0):
+                    with self._changed:
+                        while (
+                            not self._stopped
+                            and g > self._low
+                            and self._starts[g] - self._starts[self._low] >= self._ahead
+                        ):
+                            self._changed.wait()
+                        if self._stopped:
+                            return
+                    self._pool.submit(self._embed, g, group)
         except BaseException as exc:  # the store gets it when it asks for a text not planned
             with self._changed:
                 self._failure = exc
@@ -144,16 +164,19 @@ class PrefetchedEmbeddings(Embeddings):
                 if self._failure is not None:
                     raise self._failure
                 return None
-            g = bisect_right(self._starts, position) - 1
+            place = self._rank[position]
+            g = bisect_right(self._starts, place) - 1
             result = self._results[g]
             if result is None:
                 return None
-            if g > self._low:  # the store asks in order: earlier groups are done with
-                for done in range(self._low, g):
+            # The store asks window by window: the groups of earlier windows are done with.
+            window_first = bisect_right(self._starts, place - place % self._window) - 1
+            if window_first > self._low:
+                for done in range(self._low, window_first):
                     self._results[done] = None
-                self._low = g
+                self._low = window_first
                 self._changed.notify_all()
-        return result.result()[position - self._starts[g]]
+        return result.result()[place - self._starts[g]]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         vectors: list[list[float] | None] = [self._take(text) for text in texts]

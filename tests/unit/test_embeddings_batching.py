@@ -83,6 +83,21 @@ def test_embedding_ahead_sends_whole_requests_across_the_batch_size() -> None:
     assert len(endpoint.calls) == 13 and max(len(call) for call in endpoint.calls) == 5
 
 
+def test_planned_requests_sort_by_length_only_for_a_container_that_pads() -> None:
+    """A padded response costs count x longest, so texts planned sorted by length fill more of each
+    request; a container that does not pad gets its texts in the given order (vectors come back in it)."""
+    texts = [("alpha beta gamma delta " * (60 if i % 2 else 1)) + str(i) for i in range(40)]
+    padding = SagemakerEmbeddings(
+        endpoint_name="fake", client=FakeEndpoint(), content_handler=MiniLMContentHandler()
+    )
+    order, requests = padding.plan_requests(texts)
+    assert [len(texts[i]) for i in order] == sorted(len(t) for t in texts)
+    assert len(requests) < len(list(padding._batches(texts)))  # the given order: a long text in each
+    pooled = _embeddings(FakeEndpoint(), max_response_bytes=5 * 204)
+    order, requests = pooled.plan_requests(texts)
+    assert order == list(range(40)) and [t for r in requests for t in r] == texts and len(requests) == 8
+
+
 def test_refused_batches_are_halved_until_they_fit_in_order_and_once() -> None:
     endpoint = FakeEndpoint(refuse_over=3)
     texts = _texts(16)

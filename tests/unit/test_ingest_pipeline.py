@@ -9,7 +9,6 @@ the run ends.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +108,7 @@ class _Recording(Embeddings):
 def test_prefetched_vectors_are_the_ones_asked_for_in_any_chunking() -> None:
     inner = _Recording()
     texts = [f"t{i % 90}" for i in range(120)]  # 30 texts twice
-    with PrefetchedEmbeddings(inner, texts, group=7, workers=3, ahead=40) as ahead:
+    with PrefetchedEmbeddings(inner, texts, window=7, workers=3, ahead=40) as ahead:
         got = ahead.embed_documents(texts[:50]) + ahead.embed_documents(texts[50:])
         extra = ahead.embed_documents(["never announced", "t1"])  # t1: asked for a third time
     assert got == inner.inner.embed_documents(texts)
@@ -118,36 +117,45 @@ def test_prefetched_vectors_are_the_ones_asked_for_in_any_chunking() -> None:
     assert sorted(t for call in inner.calls[:-1] for t in call) == sorted(texts)  # each embedded once
 
 
-def test_prefetch_sends_the_groups_it_is_given_as_they_are() -> None:
-    """Groups planned by the embeddings (one request each for `SagemakerEmbeddings`) reach it unchanged,
-    whatever their sizes, and every text gets its own vector back."""
+def test_prefetch_sends_each_window_as_planned_and_embeds_every_text_once() -> None:
+    """A plan may reorder a window (`SagemakerEmbeddings` sorts by length) and cut it into groups of any
+    size: each group reaches the embeddings as planned, once, and every text gets its own vector back
+    although the store asks in the original order."""
     inner = _Recording()
     texts = [f"t{i}" for i in range(20)]
-    cuts = [texts[:3], texts[3:4], texts[4:13], texts[13:]]
-    with PrefetchedEmbeddings(inner, texts, group=lambda _: cuts, workers=2, ahead=10) as ahead:
+
+    def backwards(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        order = list(range(len(window)))[::-1]
+        ordered = [window[i] for i in order]
+        return order, [g for g in (ordered[:3], ordered[3:4], ordered[4:]) if g]
+
+    with PrefetchedEmbeddings(inner, texts, window=8, workers=2, ahead=8, plan=backwards) as ahead:
         got = ahead.embed_documents(texts[:5]) + ahead.embed_documents(texts[5:])
     assert got == inner.inner.embed_documents(texts)
-    assert sorted(inner.calls) == sorted(cuts)
-    # Planned in the background: a plan that falls short fails the store when it asks past it.
-    with PrefetchedEmbeddings(inner, texts, group=lambda _: cuts[:2], workers=1, ahead=10) as short:
-        assert short.embed_documents(texts[:4]) == inner.inner.embed_documents(texts[:4])
-        with pytest.raises(ValueError, match="cover"):
-            short.embed_documents(texts[4:])
+    windows = [texts[:8][::-1], texts[8:16][::-1], texts[16:][::-1]]
+    assert sorted(inner.calls) == sorted(g for w in windows for g in (w[:3], w[3:4], w[4:]) if g)
+
+    def short(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        return list(range(len(window))), [window[:2]]  # loses texts: refused when the store gets there
+
+    broken = PrefetchedEmbeddings(inner, texts, window=8, workers=1, ahead=8, plan=short)
+    with broken, pytest.raises(ValueError, match="every text"):
+        broken.embed_documents(texts[:4])
 
 
-def test_prefetch_embeds_the_first_groups_while_the_rest_is_still_planned() -> None:
+def test_prefetch_embeds_the_first_window_while_the_rest_is_still_planned() -> None:
     """Planning a large corpus's requests takes a while (~2.5 us a text): the first ones go out meanwhile."""
     inner = _Recording()
     texts = [f"t{i}" for i in range(10)]
     release, events = threading.Event(), []
 
-    def plan(items: list[str]) -> Iterator[list[str]]:
-        yield items[:5]
-        release.wait(2)
-        events.append("planned the rest")
-        yield items[5:]
+    def plan(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        if window[0] != "t0":
+            release.wait(2)
+            events.append("planned the rest")
+        return list(range(len(window))), [window]
 
-    with PrefetchedEmbeddings(inner, texts, group=plan, workers=1, ahead=10) as ahead:
+    with PrefetchedEmbeddings(inner, texts, window=5, workers=1, ahead=10, plan=plan) as ahead:
         assert ahead.embed_documents(texts[:5]) == inner.inner.embed_documents(texts[:5])
         events.append("first vectors")
         release.set()
@@ -158,7 +166,7 @@ def test_prefetch_embeds_the_first_groups_while_the_rest_is_still_planned() -> N
 def test_prefetch_stays_within_its_window() -> None:
     inner = _Recording()
     texts = [f"t{i}" for i in range(100)]
-    with PrefetchedEmbeddings(inner, texts, group=10, workers=2, ahead=30) as ahead:
+    with PrefetchedEmbeddings(inner, texts, window=10, workers=2, ahead=30) as ahead:
         for start in range(0, 100, 10):
             ahead.embed_documents(texts[start : start + 10])
             # the store asked for group k (start // 10): groups up to k + 2 may be embedded, none further
@@ -170,7 +178,7 @@ def test_prefetch_stays_within_its_window() -> None:
 def test_prefetch_failure_reaches_the_caller_at_its_texts_and_stops_embedding() -> None:
     inner = _Recording(fail_on="t35")
     texts = [f"t{i}" for i in range(200)]
-    with PrefetchedEmbeddings(inner, texts, group=10, workers=1, ahead=50) as ahead:
+    with PrefetchedEmbeddings(inner, texts, window=10, workers=1, ahead=50) as ahead:
         assert ahead.embed_documents(texts[:30]) == inner.inner.embed_documents(texts[:30])
         with pytest.raises(RuntimeError, match="endpoint refused"):
             ahead.embed_documents(texts[30:40])
