@@ -133,6 +133,11 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
             order, batches = list(range(len(texts))), list(self._batches(texts))
         return order, [batch for _, batch in batches]
 
+    def embed_request(self, texts: list[str]) -> list[list[float]]:
+        """The vectors of one request of `texts`, as `plan_requests` cut them (not planned again: that costs
+        each text's JSON size and, for MiniLM, its tokenisation); split if the endpoint refuses the answer."""
+        return self._invoke(list(texts))
+
     # one request, with retries; split when the response is refused as too large
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(

@@ -41,12 +41,13 @@ class PrefetchedEmbeddings(Embeddings):
 
     Every `window` consecutive texts are planned together: `plan` (by default groups of `window` in the
     given order) may reorder them, as `SagemakerEmbeddings` sorts texts by length so that a padded request
-    carries more of them, and cuts them into groups of one `inner.embed_documents` call each; `workers`
-    calls run at a time. For a `SagemakerEmbeddings` (`for_embeddings`) a group is exactly one request and
-    each call sends it alone, so `workers` is the number of requests in flight, as in one large
-    `embed_documents` call, but without its end-of-call drain. Windows are planned in the background (the
-    first requests go out while the rest are planned). Texts asked for that were not announced (or asked
-    for again) are embedded on the spot. Close it (a context manager) to stop the background work.
+    carries more of them, and cuts them into groups of one `send` call each (`inner.embed_documents` by
+    default); `workers` calls run at a time. For a `SagemakerEmbeddings` (`for_embeddings`) a group is
+    exactly one request, sent as planned (`embed_request`), so `workers` is the number of requests in
+    flight, as in one large `embed_documents` call, but without its end-of-call drain. Windows are planned
+    in the background (the first requests go out while the rest are planned). Texts asked for that were not
+    announced (or asked for again) are embedded on the spot. Close it (a context manager) to stop the
+    background work.
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class PrefetchedEmbeddings(Embeddings):
         workers: int,
         ahead: int,
         plan: Plan | None = None,
+        send: Callable[[list[str]], list[list[float]]] | None = None,
     ) -> None:
         self._inner = inner
+        self._send = send or inner.embed_documents
         self._texts = texts
         self._window = max(1, window)
         self._plan = plan or _in_order(self._window)
@@ -92,13 +95,13 @@ class PrefetchedEmbeddings(Embeddings):
         cls, inner: Embeddings, texts: list[str], ahead: int, window: int = 256
     ) -> PrefetchedEmbeddings:
         """`inner`'s own requests for each `window` texts, `inner.max_concurrency` in flight, when `inner` can
-        plan them (`SagemakerEmbeddings.plan_requests`); otherwise two calls of `window` texts at a time."""
+        plan and send them one by one (`SagemakerEmbeddings.plan_requests`, `embed_request`); otherwise two
+        calls of `window` texts at a time."""
         plan = getattr(inner, "plan_requests", None)
+        send = getattr(inner, "embed_request", None)
         concurrency = getattr(inner, "max_concurrency", None)
-        copy = getattr(inner, "model_copy", None)
-        if callable(plan) and isinstance(concurrency, int) and copy is not None:
-            one_at_a_time = copy(update={"max_concurrency": 1})
-            return cls(one_at_a_time, texts, window=window, workers=concurrency, ahead=ahead, plan=plan)
+        if callable(plan) and callable(send) and isinstance(concurrency, int):
+            return cls(inner, texts, window=window, workers=concurrency, ahead=ahead, plan=plan, send=send)
         return cls(inner, texts, window=window, workers=2, ahead=ahead)
 
     def _produce(self) -> None:
@@ -143,7 +146,7 @@ class PrefetchedEmbeddings(Embeddings):
         if result is None or self._stopped:
             return
         try:
-            result.set_result(self._inner.embed_documents(members))
+            result.set_result(self._send(members))
         except BaseException as exc:
             result.set_exception(exc)
             with self._changed:  # no point embedding more: the store will stop at this group
