@@ -28,7 +28,7 @@ def runtime_config(timeout: float = DEFAULT_TIMEOUT, max_attempts: int = 4) -> C
         read_timeout=timeout,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         tcp_keepalive=True,
-        max_pool_connections=32,
+        max_pool_connections=64,  # an embeddings' 32 requests in flight, and a chain's calls beside them
     )
 
 

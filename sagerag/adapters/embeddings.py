@@ -61,10 +61,12 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
     """Most bytes per request body; below SageMaker's 6 MB limit."""
     max_response_bytes: int = Field(default=5 * 1024 * 1024, gt=0, le=SAGEMAKER_MAX_PAYLOAD_BYTES)
     """Most *expected* response bytes per request (the handler's estimate); a margin below the 6 MB limit."""
-    max_concurrency: int = Field(default=16, gt=0)
-    """Requests in flight at once. An endpoint with N instances stays busy only with about
-    N x (round trip + service time) / service time requests in flight: ~20 for 4 instances, 100 ms away,
-    serving 25 ms TEI batches (docs/benchmarks.md, "Ingestion throughput"). Waiting threads are cheap."""
+    max_concurrency: int = Field(default=32, gt=0)
+    """Requests in flight at once. An endpoint of N model servers (instances x workers) stays busy only
+    with about N x (round trip + service time) / service time requests in flight: ~20 for 4 instances,
+    100 ms away, serving 25 ms TEI batches; ~21 for 4 toolkit instances of 4 workers 30 ms away
+    (docs/benchmarks.md, "Parsing on several cores"). Waiting threads are cheap; requests beyond what the
+    endpoint serves at once queue there."""
     max_retries: int = Field(default=6, ge=0)
     """Extra tries for throttling / model-not-ready answers, with exponential backoff."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)

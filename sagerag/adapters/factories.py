@@ -143,7 +143,7 @@ def make_embeddings(
     tokenizer_path: str | None = None,
     normalize: bool = True,
     batch_size: int = 32,
-    max_concurrency: int = 16,
+    max_concurrency: int = 32,
 ) -> SagemakerEmbeddings:
     """`SagemakerEmbeddings` for a MiniLM endpoint: `feature-extraction` (the Hugging Face inference
     toolkit; per-token output, pooled here over real tokens) or `tei` (Text Embeddings Inference; pooled
