@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     )
     from sagerag.adapters.llm import SagemakerLLM
     from sagerag.adapters.messages import SagemakerMessagesChatModel
-    from sagerag.adapters.minilm import MiniLMContentHandler, mean_pool
+    from sagerag.adapters.minilm import MiniLMContentHandler
     from sagerag.adapters.tei import TEIContentHandler
+    from sagerag.adapters.token_vectors import mean_pool
 
 _LAZY = {
     "SagemakerChatModel": "sagerag.adapters.chat",
@@ -46,7 +47,7 @@ _LAZY = {
     "SagemakerLLM": "sagerag.adapters.llm",
     "SagemakerMessagesChatModel": "sagerag.adapters.messages",
     "MiniLMContentHandler": "sagerag.adapters.minilm",
-    "mean_pool": "sagerag.adapters.minilm",
+    "mean_pool": "sagerag.adapters.token_vectors",
     "TEIContentHandler": "sagerag.adapters.tei",
 }
 

