@@ -5,7 +5,7 @@ FAQ answer of 0.84 MB), and pysimdjson holds the GIL: one process keeps 4 instan
 only about 60% of the time (docs/benchmarks.md, "Parsing on several cores"). `PoolingProcesses` sends each
 answer to one of a few workers and gets its pooled rows back.
 
-The workers are plain subprocesses (`python -m sagerag.adapters.pooling_workers`) reading requests on
+The workers are plain subprocesses (`python -c ...; pooling_workers.main()`) reading requests on
 their stdin and answering on their stdout, not `multiprocessing`: its spawn re-runs the caller's main
 script in every worker (a user's script without a `__main__` guard would start its work again) and
 imports whatever that script imports. These import numpy and simdjson only, and start in a fraction of a
@@ -21,6 +21,7 @@ import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -58,28 +59,47 @@ class PoolingProcesses:
     """`processes` workers pooling answers as `token_vectors.pool_answer` does, one answer at a time each.
 
     `pool` returns None when the answer is not token-level (or the worker failed on it: the caller then
-    parses it itself, and reports what is wrong), and for every answer after a worker died (logged once).
-    `close` ends the workers (they also end when this process does: their stdin closes).
+    parses it itself, and reports what is wrong), until the first worker is ready (they take ~0.2 s to
+    import numpy and simdjson, while the first answers arrive), and for every answer after a worker died
+    (logged once). `close` ends the workers (they also end when this process does: their stdin closes).
     """
 
     def __init__(self, processes: int, *, normalize: bool, tokenizer: Path | None, max_tokens: int) -> None:
         settings = json.dumps([normalize, str(tokenizer) if tokenizer else None, max_tokens])
-        root = str(Path(__file__).resolve().parents[2])  # sagerag's parent: importable however it was found
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        # The workers import this very copy of sagerag, whatever the working directory holds: `python -m`
+        # would put the working directory first on sys.path (a checkout there would win).
+        root = str(Path(__file__).resolve().parents[2])
+        start = f"import sys; sys.path.insert(0, {root!r}); from {__name__} import main; main()"
         self._workers = [
             subprocess.Popen(
-                [sys.executable, "-m", __name__, settings],
+                [sys.executable, "-c", start, settings],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": path},
             )
             for _ in range(processes)
         ]
         self._idle: queue.SimpleQueue[subprocess.Popen[bytes] | None] = queue.SimpleQueue()
+        self._ready = threading.Event()
         for worker in self._workers:
+            threading.Thread(target=self._started, args=(worker,), daemon=True).start()
+
+    def _started(self, worker: subprocess.Popen[bytes]) -> None:
+        """Wait for the worker's first message (empty: it is ready), then give it work."""
+        assert worker.stdout is not None
+        if _read(worker.stdout, 1) is None:
+            logger.warning("a worker parsing embedding answers did not start; parsing in this process")
+            self._idle.put(None)
+        else:
             self._idle.put(worker)
+        self._ready.set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether a worker has started (or failed to) within `timeout` seconds."""
+        return self._ready.wait(timeout)
 
     def pool(self, raw: bytes, texts: Sequence[str] | None) -> np.ndarray | None:
+        if not self._ready.is_set():
+            return None
         worker = self._idle.get()
         if worker is None:  # a worker died: every caller parses for itself from now on
             self._idle.put(None)
@@ -118,10 +138,11 @@ def main() -> None:
     from sagerag.adapters.token_vectors import pool_answer
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it closes our stdin
-    normalize, tokenizer, max_tokens = json.loads(sys.argv[1])
+    normalize, tokenizer, max_tokens = json.loads(sys.argv[-1])
     reader = sys.stdin.buffer
     writer = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _write(writer, b"")  # ready
     while (request := _read(reader, 2)) is not None:
         texts, raw = json.loads(request[0]), request[1]
         try:
@@ -133,7 +154,3 @@ def main() -> None:
         else:
             rows = np.ascontiguousarray(pooled, dtype="<f8")
             _write(writer, json.dumps(rows.shape).encode(), rows.tobytes())
-
-
-if __name__ == "__main__":
-    main()

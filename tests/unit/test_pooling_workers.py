@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def _answers(handler: MiniLMContentHandler) -> list[tuple[bytes, list[str]]]:
 def _by_workers(handler: MiniLMContentHandler) -> list[bool]:
     """Whether each answer from now on was pooled by a worker (not handed back to the caller's thread)."""
     workers, seen = handler._processes, []
-    assert workers is not None
+    assert workers is not None and workers.wait_ready(30)
     pool = workers.pool
 
     def watched(raw: bytes, texts: object) -> object:
@@ -77,7 +78,7 @@ def test_a_dead_worker_leaves_the_answers_right(caplog: pytest.LogCaptureFixture
     handler = MiniLMContentHandler(normalize=False)
     body = json.dumps([[_tokens(3, 1.0)]]).encode()
     with handler.pooling_processes(1):
-        assert handler._processes is not None
+        assert handler._processes is not None and handler._processes.wait_ready(30)
         worker = handler._processes._workers[0]
         worker.kill()
         worker.wait()
@@ -85,3 +86,16 @@ def test_a_dead_worker_leaves_the_answers_right(caplog: pytest.LogCaptureFixture
             rows = [handler.pool_json(body, ["t"]) for _ in range(3)]
     assert all(np.allclose(r, [[1.25] * 4]) for r in rows)
     assert len([r for r in caplog.records if "parsing in this process" in r.getMessage()]) == 1
+
+
+def test_workers_import_this_sagerag_whatever_the_working_directory_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sagerag").mkdir()
+    (tmp_path / "sagerag" / "__init__.py").write_text("raise ImportError('another sagerag')\n")
+    monkeypatch.chdir(tmp_path)
+    handler = MiniLMContentHandler(normalize=False)
+    with handler.pooling_processes(1):
+        by_workers = _by_workers(handler)
+        rows = handler.pool_json(json.dumps([[_tokens(3, 1.0)]]).encode(), ["t"])
+    assert by_workers == [True] and np.allclose(rows, [[1.25] * 4])
