@@ -3,10 +3,12 @@ instances, from the simulated endpoint's timing model, the client costs bench_in
 Pinecone's documented write limits. Says which part saturates (client CPU, endpoint, Pinecone).
 
 The model (docs/benchmarks.md, "Ingest at scale", states every assumption):
-- embedding rate = min(endpoint capacity, in-flight bound, client CPU bound), where
+- embedding rate = min(endpoint capacity, in-flight bound, client bounds), where
   endpoint capacity = N x b / service(b)  (b texts per request: 32 for TEI; what the 6 MB response cap
-  leaves for the token-level toolkit), in-flight bound = C x b / (round trip + service(b)), client CPU
-  bound = 1 / (client CPU seconds per text) (parsing and pooling run under one GIL: one core);
+  leaves for the token-level toolkit), in-flight bound = C x b / (round trip + service(b)), and the client:
+  its own process is one core (one GIL), so 1 / (its CPU seconds per text); token-level answers are parsed
+  in W worker processes (`--parse-workers`; 0: in the client process), W / (parse CPU per text), and all
+  of it shares the client machine's CPUs (`--client-cpus`);
 - `sagerag ingest` works in batches of `--ingest-batch` documents: embed the batch, then upsert it
   (`--upsert-workers` requests in flight, each `--pinecone-latency-ms`), then write the ledger; so a
   batch's time is embed + upsert, not the larger of the two;
@@ -49,6 +51,11 @@ class Endpoint:
     texts_per_request: float
     response_bytes_per_text: float
     client_cpu_s_per_text: float
+    """The client process's CPU a text when it parses the answers itself."""
+    parse_cpu_s_per_text: float = 0.0
+    """CPU a text that parsing workers take over (token-level answers; 0: nothing to parse there)."""
+    main_cpu_s_per_text: float = 0.0
+    """The client process's CPU a text when workers parse (handing answers over included)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ class Setup:
     local_pinecone_rate: float = 0.0
     workers: int = 1
     """Model-server workers per instance of the token-level endpoint (TEI: always 1)."""
+    parse_workers: int = 0
+    """Client processes parsing token-level answers (`sagerag ingest --parse-processes`)."""
+    client_cpus: float = 1.0
+    """CPUs the client machine gives the ingest."""
 
 
 def embed_bounds(e: Endpoint, s: Setup, instances: int) -> dict[str, float]:
@@ -82,11 +93,17 @@ def embed_bounds(e: Endpoint, s: Setup, instances: int) -> dict[str, float]:
     b = e.texts_per_request
     service = timing.service_s(round(s.tokens_per_text * b), round(e.response_bytes_per_text * b))
     client_per_request = e.client_cpu_s_per_text * b
-    return {
+    bounds = {
         "endpoint": timing.capacity(s.tokens_per_text, b, e.response_bytes_per_text),
         "in flight": s.concurrency * b / (s.round_trip_s + service + client_per_request),
-        "client": 1.0 / e.client_cpu_s_per_text,
     }
+    if s.parse_workers and e.parse_cpu_s_per_text:
+        bounds["client"] = 1.0 / e.main_cpu_s_per_text
+        bounds["parsing"] = s.parse_workers / e.parse_cpu_s_per_text
+        bounds["client CPUs"] = s.client_cpus / (e.main_cpu_s_per_text + e.parse_cpu_s_per_text)
+    else:
+        bounds["client"] = min(1.0, s.client_cpus) / e.client_cpu_s_per_text
+    return bounds
 
 
 def write_rate(s: Setup) -> float:
@@ -143,13 +160,38 @@ def main() -> None:
     parser.add_argument("--rtt-ms", type=float, default=30.0)
     parser.add_argument("--tokens-per-text", type=float, default=106.0, help="the FAQ answers' mean")
     parser.add_argument(
-        "--toolkit-client-ms", type=float, default=2.4, help="client CPU per text, token level"
+        "--toolkit-client-ms",
+        type=float,
+        default=2.4,
+        help="client CPU per text, token level, parsed in the client process",
+    )
+    parser.add_argument(
+        "--toolkit-main-ms",
+        type=float,
+        default=1.35,
+        help="client process CPU per text, token level, parsed by workers",
+    )
+    parser.add_argument(
+        "--toolkit-parse-ms", type=float, default=1.5, help="parsing workers' CPU per text, token level"
+    )
+    parser.add_argument(
+        "--parse-workers",
+        type=int,
+        default=4,
+        help="client processes parsing token-level answers (sagerag ingest: one a CPU, up to 4)",
+    )
+    parser.add_argument("--client-cpus", type=float, default=4.0, help="CPUs of the client machine")
+    parser.add_argument(
+        "--bench-client-cpus",
+        type=float,
+        default=1.6,
+        help="CPUs the bench's client had (--compare): 2, less the emulator's ~0.4",
     )
     parser.add_argument("--tei-client-ms", type=float, default=0.16, help="client CPU per text, pooled")
     parser.add_argument(
         "--toolkit-batch", type=float, default=4.4, help="texts a token-level request (the 5 MB budget's cut)"
     )
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (max_concurrency)")
     parser.add_argument("--embed-chunk", type=int, default=256, help="PineconeStore.embed_batch_size")
     parser.add_argument(
         "--serial-ms",
@@ -192,19 +234,26 @@ def main() -> None:
         instance_type=args.instance_type,
         serial_s_per_text=args.serial_ms / 1000,
         workers=args.workers,
+        parse_workers=args.parse_workers,
+        client_cpus=args.client_cpus,
     )
     toolkit_bytes = args.tokens_per_text * 384 * 20.6 + 30  # the toolkit's JSON: ~20.6 bytes a value
     tei_bytes = 384 * 11.0 + 4
     toolkit_batch = args.toolkit_batch
+    client = {
+        "client_cpu_s_per_text": args.toolkit_client_ms / 1000,
+        "parse_cpu_s_per_text": args.toolkit_parse_ms / 1000,
+        "main_cpu_s_per_text": args.toolkit_main_ms / 1000,
+    }
     endpoints = [
-        Endpoint(
-            "toolkit", TOOLKIT_JSON_S_PER_BYTE, toolkit_batch, toolkit_bytes, args.toolkit_client_ms / 1000
-        ),
+        Endpoint("toolkit", TOOLKIT_JSON_S_PER_BYTE, toolkit_batch, toolkit_bytes, **client),
         Endpoint("tei", TEI_JSON_S_PER_BYTE, 32, tei_bytes, args.tei_client_ms / 1000),
     ]
     print(
         f"model: round trip {args.rtt_ms:g} ms, {setup.tokens_per_text:.0f} tokens a passage, "
         f"toolkit batches of {toolkit_batch:.1f} (6 MB cap {SAGEMAKER_MAX_PAYLOAD_BYTES:,} B), TEI 32; "
+        f"{setup.concurrency} requests in flight; a client of {setup.client_cpus:g} CPUs, "
+        f"{setup.parse_workers} parsing workers; "
         f"Pinecone bound {write_rate(setup):,.0f} records/s per namespace; "
         f"{args.instance_type} ${HOURLY_USD[args.instance_type]}/h (prices as of {PRICES_AS_OF})\n"
     )
@@ -231,9 +280,7 @@ def main() -> None:
         print("\nvalidation: bench_ingest's sagerag runs vs the model at the same settings\n")
         table = []
         by_name = {e.name: e for e in endpoints}
-        by_name["toolkit-free"] = Endpoint(
-            "toolkit-free", 0.0, toolkit_batch, toolkit_bytes, args.toolkit_client_ms / 1000
-        )
+        by_name["toolkit-free"] = Endpoint("toolkit-free", 0.0, toolkit_batch, toolkit_bytes, **client)
         for text in args.compare.read_text().splitlines():
             m = BENCH_LINE.match(text)
             if not m:
@@ -245,6 +292,8 @@ def main() -> None:
                     "round_trip_s": float(rtt) / 1000,
                     "local_pinecone_rate": args.local_pinecone_rate,
                     "workers": int(workers),
+                    "client_cpus": args.bench_client_cpus,
+                    "parse_workers": min(4, int(args.bench_client_cpus + 0.5)) if int(texts) >= 1000 else 0,
                 }
             )
             predicted, limit = ingest_rate(by_name[kind], bench_setup, int(inst), int(texts))
