@@ -87,7 +87,9 @@ class PoolingProcesses:
         """Wait for the worker's first message (empty: it is ready), then give it work."""
         assert worker.stdout is not None
         if _read(worker.stdout, 1) is None:
-            logger.warning("a worker parsing embedding answers did not start; parsing in this process")
+            logger.warning(
+                "a worker parsing embedding answers did not start; its answers are parsed in this process"
+            )
             self._idle.put(None)
         else:
             self._idle.put(worker)
@@ -101,20 +103,23 @@ class PoolingProcesses:
         if not self._ready.is_set():
             return None
         worker = self._idle.get()
-        if worker is None:  # a worker died: every caller parses for itself from now on
+        if worker is None:  # a worker died: its turns are parsed by the callers
             self._idle.put(None)
             return None
         assert worker.stdin is not None and worker.stdout is not None
+        answer = None
         try:
             _write(worker.stdin, json.dumps(list(texts) if texts is not None else None).encode(), raw)
             answer = _read(worker.stdout, 2)
         except (OSError, ValueError):  # a closed pipe: the worker died, or close() ran
-            answer = None
+            pass
+        finally:  # a worker cut off mid-message (an interrupt, too) is never handed out again
+            self._idle.put(worker if answer is not None else None)
         if answer is None:
-            logger.warning("a worker parsing embedding answers stopped; parsing in this process from now on")
-            self._idle.put(None)
+            logger.warning(
+                "a worker parsing embedding answers stopped; its answers are parsed in this process"
+            )
             return None
-        self._idle.put(worker)
         shape, rows = answer
         if not shape:
             return None

@@ -85,7 +85,7 @@ def test_a_dead_worker_leaves_the_answers_right(caplog: pytest.LogCaptureFixture
         with caplog.at_level(logging.WARNING, logger="sagerag.adapters.pooling_workers"):
             rows = [handler.pool_json(body, ["t"]) for _ in range(3)]
     assert all(np.allclose(r, [[1.25] * 4]) for r in rows)
-    assert len([r for r in caplog.records if "parsing in this process" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "parsed in this process" in r.getMessage()]) == 1
 
 
 def test_workers_import_this_sagerag_whatever_the_working_directory_holds(
@@ -99,3 +99,23 @@ def test_workers_import_this_sagerag_whatever_the_working_directory_holds(
         by_workers = _by_workers(handler)
         rows = handler.pool_json(json.dumps([[_tokens(3, 1.0)]]).encode(), ["t"])
     assert by_workers == [True] and np.allclose(rows, [[1.25] * 4])
+
+
+def test_a_worker_cut_off_mid_answer_is_not_handed_out_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sagerag.adapters import pooling_workers
+
+    handler = MiniLMContentHandler(normalize=False)
+    body = json.dumps([[_tokens(3, 1.0)]]).encode()
+    with handler.pooling_processes(1):
+        by_workers = _by_workers(handler)
+        write = pooling_workers._write
+
+        def interrupted(stream: object, *parts: bytes) -> None:
+            monkeypatch.setattr(pooling_workers, "_write", write)
+            raise KeyboardInterrupt  # e.g. Ctrl-C while the answer was half sent
+
+        monkeypatch.setattr(pooling_workers, "_write", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            handler.pool_json(body, ["t"])
+        rows = handler.pool_json(body, ["t"])  # no worker left to wait for: parsed here, no hang
+    assert by_workers == [False] and np.allclose(rows, [[1.25] * 4])
