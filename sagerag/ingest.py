@@ -360,14 +360,15 @@ def _embedding_ahead(
 
 
 PARSE_PROCESSES_MIN_TEXTS = 1000
-"""Fewer texts to embed than this, and an ingest parses answers in its own threads: worker processes take
-about a second to start."""
+"""Fewer texts to embed than this, and an ingest parses answers in its own threads: a small ingest is over
+before workers pay for their start (~0.2 s each; a cautious bound, not measured below 1,200 texts)."""
 
 
 def parse_processes_for(texts: int) -> int:
     """Worker processes parsing a token-level endpoint's answers for an ingest of `texts` texts, by default:
-    none for a small ingest or one CPU, else one a CPU up to 4 (on 2 CPUs, 2 workers took 4 toolkit instances
-    of 4 workers from 0.66 to 0.76-0.80 of their capacity; 1 worker was slower than none)."""
+    none for a small ingest or one CPU, else one a CPU up to 4 (on 2 CPUs, 2 workers, with 32 requests in
+    flight, took 4 toolkit instances of 4 workers from a median 0.565 to 0.745 of their capacity; 1 worker
+    was slower than none: docs/benchmarks.md, "Parsing on several cores")."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 0 if texts < PARSE_PROCESSES_MIN_TEXTS or cpus < 2 else min(4, cpus)
 

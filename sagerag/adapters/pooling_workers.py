@@ -60,8 +60,8 @@ class PoolingProcesses:
 
     `pool` returns None when the answer is not token-level (or the worker failed on it: the caller then
     parses it itself, and reports what is wrong), until the first worker is ready (they take ~0.2 s to
-    import numpy and simdjson, while the first answers arrive), and for every answer after a worker died
-    (logged once). `close` ends the workers (they also end when this process does: their stdin closes).
+    import numpy and simdjson, while the first answers arrive), and for a dead worker's turns (logged once
+    a worker). `close` ends the workers (they also end when this process does: their stdin closes).
     """
 
     def __init__(self, processes: int, *, normalize: bool, tokenizer: Path | None, max_tokens: int) -> None:
