@@ -359,9 +359,10 @@ def _embedding_ahead(
     return swap(prefetch, embed_batch_size=PREFETCHED_CHUNK), prefetch
 
 
-PARSE_PROCESSES_MIN_TEXTS = 1000
-"""Fewer texts to embed than this, and an ingest parses answers in its own threads: a small ingest is over
-before workers pay for their start (~0.2 s each; a cautious bound, not measured below 1,200 texts)."""
+PARSE_PROCESSES_MIN_TEXTS = 2000
+"""Fewer texts to embed than this, and an ingest parses answers in its own threads: against 4 toolkit
+instances of 4 workers, 2 workers gained 8-14% at 2,000 texts (3 interleaved pairs) and were a wash at 500
+and 1,000 (-10% to +17%): a short ingest is over before they pay for their start."""
 
 
 def parse_processes_for(texts: int) -> int:

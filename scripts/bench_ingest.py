@@ -6,7 +6,7 @@ endpoint would (`sagerag.local.sagemaker.simulated.RemoteTiming`: round trip, pe
 per-response-byte service time, `instances` x `--workers` model servers with a queue, one GPU per instance).
 It runs in a child process with
 the local Pinecone, so this process is the client alone: its CPU time, and its parsing workers' (spawned by
-a sagerag ingest of 1,000 texts or more), is the client's.
+a sagerag ingest of 2,000 texts or more), is the client's.
 
 Endpoints (`--endpoints`):
 - toolkit: token-level `feature-extraction` (Hugging Face inference toolkit), its JSON writing timed;

@@ -293,7 +293,7 @@ def main() -> None:
                     "local_pinecone_rate": args.local_pinecone_rate,
                     "workers": int(workers),
                     "client_cpus": args.bench_client_cpus,
-                    "parse_workers": min(4, int(args.bench_client_cpus + 0.5)) if int(texts) >= 1000 else 0,
+                    "parse_workers": min(4, int(args.bench_client_cpus + 0.5)) if int(texts) >= 2000 else 0,
                 }
             )
             predicted, limit = ingest_rate(by_name[kind], bench_setup, int(inst), int(texts))

@@ -370,7 +370,7 @@ def cmd_ingest(
             min=0,
             help="Worker processes that parse a feature-extraction endpoint's per-token answers (the "
             "client's main work against a scaled-out endpoint); 0: parse in the requesting threads. "
-            "Default: one a CPU, up to 4, when 1,000 or more documents are to be embedded.",
+            "Default: one a CPU, up to 4, when 2,000 or more documents are to be embedded.",
         ),
     ] = None,
     data_dir: DataDir = None,

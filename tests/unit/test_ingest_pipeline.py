@@ -284,13 +284,14 @@ def test_large_ingests_parse_in_worker_processes_while_they_embed(
     tmp_path: Path, pc: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    assert [parse_processes_for(n) for n in (999, 1000, 20_000)] == [0, 2, 2]
+    assert [parse_processes_for(n) for n in (1999, 2000, 20_000)] == [0, 2, 2]
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(16)), raising=False)
     assert parse_processes_for(5000) == 4
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0}, raising=False)
     assert parse_processes_for(5000) == 0
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr("sagerag.ingest.PARSE_PROCESSES_MIN_TEXTS", 1000)  # a smaller ingest, same rule
     embeddings = _HandledEmbeddings()
     store = PineconeStore(make_index(pc, dimension=8, prefix="parse"), embeddings, "ns")
     records = tmp_path / "records.sqlite3"
