@@ -116,8 +116,13 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
     @contextmanager
     def pooling_processes(self, processes: int) -> Iterator[None]:
         """While open, token-level answers are parsed and pooled in `processes` worker processes
-        (`pooling_workers`) for whichever thread reads them; 0: in that thread, as outside."""
-        if processes <= 0 or self._processes is not None:
+        (`pooling_workers`) for whichever thread reads them; 0: in that thread, as outside.
+
+        A subclass that overrides `token_counts` keeps its parsing in the caller's thread: a worker counts
+        tokens with the tokenizer file, and would pool a padded answer over other lengths.
+        """
+        counts_overridden = type(self).token_counts is not MiniLMContentHandler.token_counts
+        if processes <= 0 or self._processes is not None or counts_overridden:
             yield
             return
         self._processes = PoolingProcesses(

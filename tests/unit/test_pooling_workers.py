@@ -119,3 +119,16 @@ def test_a_worker_cut_off_mid_answer_is_not_handed_out_again(monkeypatch: pytest
             handler.pool_json(body, ["t"])
         rows = handler.pool_json(body, ["t"])  # no worker left to wait for: parsed here, no hang
     assert by_workers == [False] and np.allclose(rows, [[1.25] * 4])
+
+
+def test_a_handler_counting_tokens_its_own_way_pools_in_its_own_thread() -> None:
+    class Counting(MiniLMContentHandler):
+        def token_counts(self, texts):  # type: ignore[no-untyped-def]
+            return [1, 2]
+
+    handler = Counting(normalize=False)
+    padded = json.dumps([_tokens(2, 1.0), _tokens(2, 3.0)]).encode()  # (batch, longest, dim)
+    with handler.pooling_processes(2):
+        assert handler._processes is None
+        rows = handler.pool_json(padded, ["a", "b"])
+    assert np.allclose(rows, [[1.0] * 4, [3.125] * 4])  # the first over 1 token, as its counts say
