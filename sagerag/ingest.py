@@ -430,6 +430,7 @@ def ingest_documents(
                 check(storing, [keys[id(doc)] for doc in storing])
             with _parsing_processes(store, len(storing), parse_processes):
                 target, prefetch = _embedding_ahead(store, storing, 2 * batch_size)
+                finished = False
                 try:
                     sources = list({str(doc.metadata.get("source")) for doc in docs})
                     before = _stored_keys(manager, sources)  # while the first requests are in flight
@@ -442,9 +443,10 @@ def ingest_documents(
                         source_id_key="source",
                         key_encoder=lambda doc: keys.get(id(doc)) or document_key(doc),
                     )
+                    finished = True
                 finally:
-                    if prefetch is not None:
-                        prefetch.close()
+                    if prefetch is not None:  # a failed or interrupted run does not wait for its requests
+                        prefetch.close(wait=finished)
             # Only to count replaced keys (`before - after`): none when the ledger had none of these sources.
             after = _stored_keys(manager, sources) if before else set()
     except Exception as exc:

@@ -13,12 +13,13 @@ before the store's upserts, and the ledger still follows them.
 
 from __future__ import annotations
 
+import queue
 import threading
 from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -48,6 +49,10 @@ class PrefetchedEmbeddings(Embeddings):
     in the background (the first requests go out while the rest are planned). Texts asked for that were not
     announced (or asked for again) are embedded on the spot. Close it (a context manager) to stop the
     background work.
+
+    The calls run on daemon threads of its own, not a `ThreadPoolExecutor`: Python joins an executor's
+    threads at exit, so a Ctrl-C'd ingest waited for every request in flight (6 s with 32 in flight to a
+    local CPU MiniLM) before it could exit; `close(wait=False)` leaves them behind.
     """
 
     def __init__(
@@ -86,8 +91,10 @@ class PrefetchedEmbeddings(Embeddings):
         self._low = 0  # groups before this one are no longer needed
         self._stopped = False
         self._changed = threading.Condition()
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sagerag-prefetch")
-        self._producer = threading.Thread(target=self._produce, name="sagerag-prefetch", daemon=True)
+        self._workers = max(1, workers)
+        self._jobs: queue.SimpleQueue[tuple[int, list[str]] | None] = queue.SimpleQueue()
+        self._senders: list[threading.Thread] = []
+        self._producer = threading.Thread(target=self._produce, name="sagerag-embed-ahead", daemon=True)
         self._producer.start()
 
     @classmethod
@@ -132,7 +139,7 @@ class PrefetchedEmbeddings(Embeddings):
                             self._changed.wait()
                         if self._stopped:
                             return
-                    self._pool.submit(self._embed, g, group)
+                    self._submit(g, group)
         except BaseException as exc:  # the store gets it when it asks for a text not planned
             with self._changed:
                 self._failure = exc
@@ -140,6 +147,17 @@ class PrefetchedEmbeddings(Embeddings):
             with self._changed:
                 self._planning = False
                 self._changed.notify_all()
+
+    def _submit(self, g: int, members: list[str]) -> None:
+        if len(self._senders) < self._workers:  # one more thread a call, up to `workers`
+            sender = threading.Thread(target=self._send_jobs, name="sagerag-embed-ahead-send", daemon=True)
+            self._senders.append(sender)
+            sender.start()
+        self._jobs.put((g, members))
+
+    def _send_jobs(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._embed(*job)
 
     def _embed(self, g: int, members: list[str]) -> None:
         result = self._results[g]
@@ -194,13 +212,18 @@ class PrefetchedEmbeddings(Embeddings):
     def embed_query(self, text: str) -> list[float]:
         return self._inner.embed_query(text)
 
-    def close(self) -> None:
-        """Stop embedding ahead; requests already sent finish (each is bounded by the client's timeout)."""
+    def close(self, wait: bool = True) -> None:
+        """Stop embedding ahead: calls not started are dropped; with `wait`, those in flight are waited for
+        (each is bounded by the client's timeout), else left to finish or die with the process."""
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
         self._producer.join()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for _ in self._senders:
+            self._jobs.put(None)
+        if wait:
+            for sender in self._senders:
+                sender.join()
 
     def __enter__(self) -> PrefetchedEmbeddings:
         return self

@@ -9,6 +9,7 @@ the run ends.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -215,6 +216,46 @@ def test_embedding_ahead_never_puts_the_ledger_ahead_of_the_store(tmp_path: Path
     result = ingest_documents(docs, working, records, "ns", batch_size=100)
     assert (result.added, result.skipped) == (200, 500)
     assert _ledger_keys(records, "ns") == keys == _stored(store, keys)
+
+
+class _Held(_Recording):
+    """Holds the call carrying `held` (a request in flight) until released or 30 s have passed."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__()
+        self.held = held
+        self.holding, self.release, self.returned = threading.Event(), threading.Event(), threading.Event()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if self.held in texts:
+            self.holding.set()
+            self.release.wait(30)
+            self.returned.set()
+        return super().embed_documents(texts)
+
+
+def test_an_interrupted_ingest_does_not_wait_for_its_requests_in_flight(tmp_path: Path, pc: Any) -> None:
+    docs = _docs(700)
+    embeddings = _Held("doc text 600")  # embedded ahead (third window of 256) while batch 1 is stored
+    store = PineconeStore(make_index(pc, dimension=8, prefix="interrupt"), embeddings, "ns")
+    counted = 0
+
+    def progress(step: int) -> None:  # Ctrl-C while index() reads the second batch
+        nonlocal counted
+        counted += step
+        if counted > 300 and embeddings.holding.wait(10):
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ingest_documents(docs, store, tmp_path / "r.sqlite3", "ns", batch_size=300, progress=progress)
+        assert time.monotonic() - started < 10 and not embeddings.returned.is_set()
+        senders = [t for t in threading.enumerate() if t.name.startswith("sagerag-embed-ahead")]
+        assert senders and all(t.daemon for t in senders)  # the held call's thread does not hold up exit
+    finally:
+        embeddings.release.set()
+    assert _ledger_keys(tmp_path / "r.sqlite3", "ns") == {document_key(d) for d in docs[:300]}
 
 
 def test_oversize_metadata_fails_before_anything_is_embedded_or_stored(tmp_path: Path, pc: Any) -> None:
