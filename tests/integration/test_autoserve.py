@@ -56,6 +56,16 @@ def paused(data_dir: Path) -> Iterator[list[int]]:
             os.waitpid(pid, 0)  # reap it if it is our child
 
 
+def _suspend(pid: int) -> None:
+    """SIGSTOP `pid` and wait until it is stopped: the signal takes effect when the process is next
+    scheduled, which on a loaded machine can be after the test's next step (it then found it answering)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 10
+    while not suspended(pid):
+        assert time.monotonic() < deadline, f"pid {pid} did not stop within 10 s of SIGSTOP"
+        time.sleep(0.01)
+
+
 def _autoserve_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "sagerag.autoserve"]
 
@@ -216,8 +226,8 @@ def test_a_stopped_background_serve_is_replaced_by_the_next_command(
     monkeypatch.setenv("SAGERAG_SERVE_IDLE_TIMEOUT", "120")
     hung = ensure_server(data_dir, idle_timeout=120, warm=False)
     assert hung is not None
-    os.kill(hung.pid, signal.SIGSTOP)
     paused.append(hung.pid)
+    _suspend(hung.pid)
     corpus = write_faq(tmp_path / "faq.csv", short_rows(3, "sprocket"))
     with caplog.at_level(logging.WARNING, logger="sagerag.autoserve"):
         code, _, err = run_cli(capsys, "ingest", str(corpus))
@@ -240,7 +250,7 @@ def test_a_stopped_serve_the_user_started_is_left_alone(
 ) -> None:
     proc, _state = start_serve(base_env(tmp_path), data_dir)  # no --idle-timeout: runs until stopped
     try:
-        os.kill(proc.pid, signal.SIGSTOP)
+        _suspend(proc.pid)
         with caplog.at_level(logging.WARNING, logger="sagerag.autoserve"):
             assert ensure_server(data_dir, idle_timeout=60, warm=False) is None  # in-process, at once
         (warning,) = _autoserve_warnings(caplog)
