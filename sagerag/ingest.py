@@ -365,12 +365,14 @@ instances of 4 workers, 2 workers gained 8-14% at 2,000 texts (3 interleaved pai
 and 1,000 (-10% to +17%): a short ingest is over before they pay for their start."""
 
 
-def parse_processes_for(texts: int) -> int:
+def parse_processes_for(texts: int, cpus: int | None = None) -> int:
     """Worker processes parsing a token-level endpoint's answers for an ingest of `texts` texts, by default:
     none for a small ingest or one CPU, else one a CPU up to 4 (on 2 CPUs, 2 workers, with 32 requests in
     flight, took 4 toolkit instances of 4 workers from a median 0.565 to 0.745 of their capacity; 1 worker
-    was slower than none: docs/benchmarks.md, "Parsing on several cores")."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    was slower than none: docs/benchmarks.md, "Parsing on several cores"). `cpus`: this machine's when None
+    (the scale model asks for another's)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 0 if texts < PARSE_PROCESSES_MIN_TEXTS or cpus < 2 else min(4, cpus)
 
 

@@ -30,6 +30,7 @@ from _bench_common import print_table
 
 from sagerag.adapters.client import SAGEMAKER_MAX_PAYLOAD_BYTES
 from sagerag.deploy.pricing import HOURLY_USD, PRICES_AS_OF
+from sagerag.ingest import parse_processes_for
 from sagerag.local.sagemaker.simulated import TEI_JSON_S_PER_BYTE, TOOLKIT_JSON_S_PER_BYTE, RemoteTiming
 
 PINECONE_UPSERTS_PER_S = 100
@@ -293,7 +294,7 @@ def main() -> None:
                     "local_pinecone_rate": args.local_pinecone_rate,
                     "workers": int(workers),
                     "client_cpus": args.bench_client_cpus,
-                    "parse_workers": min(4, int(args.bench_client_cpus + 0.5)) if int(texts) >= 2000 else 0,
+                    "parse_workers": parse_processes_for(int(texts), round(args.bench_client_cpus)),
                 }
             )
             predicted, limit = ingest_rate(by_name[kind], bench_setup, int(inst), int(texts))

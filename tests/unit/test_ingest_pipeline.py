@@ -330,6 +330,7 @@ def test_large_ingests_parse_in_worker_processes_while_they_embed(
     assert parse_processes_for(5000) == 4
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0}, raising=False)
     assert parse_processes_for(5000) == 0
+    assert [parse_processes_for(5000, cpus) for cpus in (1, 3, 8)] == [0, 3, 4]  # another machine's
 
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr("sagerag.ingest.PARSE_PROCESSES_MIN_TEXTS", 1000)  # a smaller ingest, same rule
