@@ -29,23 +29,32 @@ def record_size(record: Mapping[str, Any]) -> int:
     return len(orjson.dumps(record)) + 1
 
 
-def check_record(record: Mapping[str, Any], source: str | None = None) -> int:
+def check_record(record: Mapping[str, Any]) -> int:
     """Validate one record against Pinecone's per-vector limits; return its serialised size."""
     vector_id = str(record["id"])
-    where = f"document {vector_id!r}" + (f" (source {source!r})" if source else "")
     if not vector_id or len(vector_id.encode()) > MAX_ID_BYTES:
         raise InputError(
-            f"{where}: ids must be 1 to {MAX_ID_BYTES} bytes, this one is {len(vector_id.encode())}"
+            f"{_where(record)}: ids must be 1 to {MAX_ID_BYTES} bytes, this one is {len(vector_id.encode())}"
         )
     metadata = record.get("metadata")
-    if metadata:
-        meta_bytes = len(orjson.dumps(metadata))
-        if meta_bytes > MAX_METADATA_BYTES:
-            raise DocumentTooLargeError(
-                f"{where}: its metadata (text included) is {meta_bytes} bytes, over Pinecone's limit of "
-                f"{MAX_METADATA_BYTES} bytes per vector; split the document into smaller chunks"
-            )
-    return check_size(record, source)
+    if not metadata:
+        return check_size(record)
+    meta_bytes = len(orjson.dumps(metadata))
+    if meta_bytes > MAX_METADATA_BYTES:
+        raise DocumentTooLargeError(
+            f"{_where(record)}: its metadata (text included) is {meta_bytes} bytes, over Pinecone's limit of "
+            f"{MAX_METADATA_BYTES} bytes per vector; split the document into smaller chunks"
+        )
+    # The record's JSON is the rest's with `,"metadata":{...}` added: sized without serialising it twice
+    # (every document is checked before an ingest sends its first request).
+    rest = {key: value for key, value in record.items() if key != "metadata"}
+    return check_size(record, record_size(rest) + len(',"metadata":') + meta_bytes)
+
+
+def _where(record: Mapping[str, Any]) -> str:
+    """The record as an error names it: its id, and its document's source when the metadata has one."""
+    source = str((record.get("metadata") or {}).get("source") or "")
+    return f"document {str(record['id'])!r}" + (f" (source {source!r})" if source else "")
 
 
 VALUE_JSON_BYTES = 25
@@ -58,13 +67,12 @@ def values_size_bound(dimension: int) -> int:
     return dimension * VALUE_JSON_BYTES + len('"values":[],')
 
 
-def check_size(record: Mapping[str, Any], source: str | None = None, size: int | None = None) -> int:
+def check_size(record: Mapping[str, Any], size: int | None = None) -> int:
     """`record`'s serialised size (or `size`, a bound of it), refused when no upsert request could carry it."""
     size = record_size(record) if size is None else size
     if size + _ENVELOPE_BYTES > UPSERT_BYTE_BUDGET:
-        where = f"document {str(record['id'])!r}" + (f" (source {source!r})" if source else "")
         raise DocumentTooLargeError(
-            f"{where}: it serialises to {size} bytes, more than one upsert request may carry "
+            f"{_where(record)}: it serialises to {size} bytes, more than one upsert request may carry "
             f"({UPSERT_BYTE_BUDGET} bytes)"
         )
     return size

@@ -221,7 +221,7 @@ class PineconeStore(VectorStore):
             self._require_dotproduct()
         records_metadata = [self._metadata(meta, text) for meta, text in zip(metadatas, texts, strict=True)]
         sizes = [
-            check_record({"id": vector_id, "metadata": metadata}, str(metadata.get("source") or "") or None)
+            check_record({"id": vector_id, "metadata": metadata})
             for vector_id, metadata in zip(ids, records_metadata, strict=True)
         ]
         return records_metadata, sizes
@@ -253,7 +253,7 @@ class PineconeStore(VectorStore):
                 if encoded.indices:  # Pinecone refuses empty sparse values
                     record["sparse_values"] = encoded.as_dict()
                 size = record_size({**record, "values": []}) + values_size_bound(len(values))
-            sizes.append(check_size(record, str(metadata.get("source") or "") or None, size))
+            sizes.append(check_size(record, size))
             records.append(record)
         return records, sizes
 

@@ -139,3 +139,23 @@ def test_a_records_values_never_serialise_past_their_size_bound(values: list[flo
 
     worst = [-1.2345678901234567e-308, -2.2250738585072014e-308, -1.7976931348623157e308, *values]
     assert len(orjson.dumps({"values": worst})) - len("{}") + len(",") <= values_size_bound(len(worst))
+
+
+_JSON_SCALARS = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=40)
+
+
+@settings(max_examples=200)
+@given(
+    st.text(min_size=1, max_size=40),
+    st.dictionaries(
+        st.text(max_size=12), _JSON_SCALARS | st.lists(st.text(max_size=8), max_size=4), max_size=6
+    ),
+)
+def test_a_checked_records_size_is_its_serialised_size(vector_id: str, metadata: dict[str, Any]) -> None:
+    """`check_record` sizes a record from its metadata's JSON (serialised once, for the metadata limit)
+    instead of serialising the whole record again: the sum must be the record's own size, which packs
+    upserts under Pinecone's 2 MB."""
+    from sagerag.stores._batching import check_record, record_size
+
+    for record in ({"id": vector_id, "metadata": metadata}, {"metadata": metadata, "id": vector_id}):
+        assert check_record(record) == record_size(record)
