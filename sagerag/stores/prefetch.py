@@ -94,6 +94,7 @@ class PrefetchedEmbeddings(Embeddings):
         self._workers = max(1, workers)
         self._jobs: queue.SimpleQueue[tuple[int, list[str]] | None] = queue.SimpleQueue()
         self._senders: list[threading.Thread] = []
+        self._sending = 0  # calls in flight (under `_changed`)
         self._producer = threading.Thread(target=self._produce, name="sagerag-embed-ahead", daemon=True)
         self._producer.start()
 
@@ -160,16 +161,22 @@ class PrefetchedEmbeddings(Embeddings):
             self._embed(*job)
 
     def _embed(self, g: int, members: list[str]) -> None:
-        result = self._results[g]
-        if result is None or self._stopped:
-            return
+        with self._changed:
+            result = self._results[g]
+            if result is None or self._stopped:
+                return
+            self._sending += 1
         try:
             result.set_result(self._send(members))
         except BaseException as exc:
             result.set_exception(exc)
             with self._changed:  # no point embedding more: the store will stop at this group
                 self._stopped = True
-                self._changed.notify_all()
+        finally:
+            with self._changed:
+                self._sending -= 1
+                if self._stopped:  # for the producer, the store and `close`
+                    self._changed.notify_all()
 
     def _take(self, text: str) -> list[float] | None:
         position = self._first.pop(text, None)
@@ -221,9 +228,12 @@ class PrefetchedEmbeddings(Embeddings):
         self._producer.join()
         for _ in self._senders:
             self._jobs.put(None)
-        if wait:
-            for sender in self._senders:
-                sender.join()
+        if (
+            wait
+        ):  # for the calls in flight, not for idle threads to exit (32 of them: ~2 ms at an ingest's end)
+            with self._changed:
+                while self._sending:
+                    self._changed.wait()
 
     def __enter__(self) -> PrefetchedEmbeddings:
         return self

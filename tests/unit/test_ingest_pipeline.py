@@ -188,6 +188,35 @@ def test_prefetch_failure_reaches_the_caller_at_its_texts_and_stops_embedding() 
     assert max(int(t[1:]) for call in inner.calls for t in call) < 90  # stopped within the window
 
 
+class _Blocking(Embeddings):
+    """Each call starts, then waits for `release`."""
+
+    def __init__(self) -> None:
+        self.release, self.started, self.finished = threading.Event(), threading.Event(), threading.Event()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.started.set()
+        self.release.wait(5)
+        self.finished.set()
+        return [[1.0] for _ in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return [1.0]
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_closing_the_prefetch_waits_for_the_calls_in_flight_only_when_asked(wait: bool) -> None:
+    """A finished ingest closes with `wait=True`: a request still in flight ends before it returns (the
+    store's client is not used after); an interrupted one closes with `wait=False` and leaves at once."""
+    held = _Blocking()
+    ahead = PrefetchedEmbeddings(held, ["a", "b"], window=1, workers=1, ahead=1)
+    assert held.started.wait(5)
+    threading.Timer(0.5, held.release.set).start()
+    ahead.close(wait=wait)
+    assert held.finished.is_set() is wait
+    held.release.set()
+
+
 def _ledger_keys(path: Path, namespace: str) -> set[str]:
     ledger = SQLiteRecordManager(namespace, path)
     try:
