@@ -6,7 +6,7 @@ it), but the embedding endpoint has no such reason to wait: with `index()`'s bar
 batch's last upserts and its ledger commit finished, and drained its requests in flight at every batch
 boundary (a TEI endpoint of 4 instances was used at 20%). `PrefetchedEmbeddings` is told, before
 `index()` starts, which texts the store will embed and in which order; it embeds them in the background,
-a bounded window ahead, and the store's `embed_documents` calls take the vectors as they come. What is
+a bounded window ahead, and the store takes the vectors in lots as their requests answer. What is
 prefetched but never stored (the run fails or is killed) is only lost work: nothing is written anywhere
 before the store's upserts, and the ledger still follows them.
 """
@@ -36,6 +36,13 @@ def _in_order(size: int) -> Plan:
     return plan
 
 
+def _cancel(call: Future[Any]) -> None:
+    """Cancel a call not started, and wake whoever waits for it (`Future.cancel` alone does not wake
+    `concurrent.futures.wait`: an executor would call `set_running_or_notify_cancel`, as done here)."""
+    if not call.cancelled() and call.cancel():
+        call.set_running_or_notify_cancel()
+
+
 class PrefetchedEmbeddings(Embeddings):
     """`inner`'s vectors for `texts`, computed window by window, `ahead` texts at most before they are asked
     for.
@@ -47,8 +54,9 @@ class PrefetchedEmbeddings(Embeddings):
     exactly one request, sent as planned (`embed_request`), so `workers` is the number of requests in
     flight, as in one large `embed_documents` call, but without its end-of-call drain. Windows are planned
     in the background (the first requests go out while the rest are planned). Texts asked for that were not
-    announced (or asked for again) are embedded on the spot. Close it (a context manager) to stop the
-    background work.
+    announced (or asked for again) are embedded on the spot. A call that fails stops the rest: the store
+    gets its error at the first text it asks for that is not embedded. Close it (a context manager) to
+    stop the background work.
 
     The calls run on daemon threads of its own, not a `ThreadPoolExecutor`: Python joins an executor's
     threads at exit, so a Ctrl-C'd ingest waited for every request in flight (6 s with 32 in flight to a
@@ -97,6 +105,7 @@ class PrefetchedEmbeddings(Embeddings):
         )
         self._senders: list[threading.Thread] = []
         self._sending = 0  # calls in flight (under `_changed`)
+        self._error: BaseException | None = None  # the first call that failed
         self._producer = threading.Thread(target=self._produce, name="sagerag-embed-ahead", daemon=True)
         self._producer.start()
 
@@ -166,15 +175,22 @@ class PrefetchedEmbeddings(Embeddings):
 
     def _embed(self, call: Future[list[list[float]]], members: list[str]) -> None:
         with self._changed:
-            if self._stopped:
+            if self._stopped:  # a store waiting for it gets the failure instead (`_vectors`)
+                _cancel(call)
                 return
+            call.set_running_or_notify_cancel()  # pending: cancelled only here and below, under the lock
             self._sending += 1
         try:
             call.set_result(self._send(members))
         except BaseException as exc:
             call.set_exception(exc)
-            with self._changed:  # no point embedding more: the store will stop at this group
+            with self._changed:  # no point embedding more: the store will stop at this call's texts
+                if self._error is None:
+                    self._error = exc
                 self._stopped = True
+                for other in self._results:  # planned, not sent: the store may wait for one of them first
+                    if other is not None:
+                        _cancel(other)
         finally:
             with self._changed:
                 self._sending -= 1
@@ -247,7 +263,7 @@ class PrefetchedEmbeddings(Embeddings):
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for call in sorted(done, key=lambda f: calls[f][0][0]):  # in the store's order among those ready
-                rows = call.result()
+                rows = self._vectors(call)
                 for i, row in calls[call]:
                     positions.append(i)
                     vectors.append(rows[row])
@@ -258,6 +274,15 @@ class PrefetchedEmbeddings(Embeddings):
             if positions and awaited < size and (len(positions) >= least or not pending):
                 yield positions, vectors
                 positions, vectors = [], []
+
+    def _vectors(self, call: Future[list[list[float]]]) -> list[list[float]]:
+        """A call's vectors; for a call cancelled because another failed (sent before it, but for texts the
+        store asks for later), that call's error: the store stops here, as it would have there."""
+        if call.cancelled():
+            with self._changed:
+                error = self._error
+            raise error if error is not None else RuntimeError("embedding ahead was stopped")
+        return call.result()
 
     def embed_query(self, text: str) -> list[float]:
         return self._inner.embed_query(text)
@@ -271,9 +296,7 @@ class PrefetchedEmbeddings(Embeddings):
         self._producer.join()
         for _ in self._senders:
             self._jobs.put(None)
-        if (
-            wait
-        ):  # for the calls in flight, not for idle threads to exit (32 of them: ~2 ms at an ingest's end)
+        if wait:  # for the calls in flight; not for idle threads to exit (32 of them: ~2 ms an ingest)
             with self._changed:
                 while self._sending:
                     self._changed.wait()

@@ -263,6 +263,33 @@ def test_closing_the_prefetch_waits_for_the_calls_in_flight_only_when_asked(wait
     held.release.set()
 
 
+def test_a_failed_call_reaches_the_store_even_when_it_waits_for_a_call_queued_behind_it() -> None:
+    """A window's calls are sent in planned order, not in the store's: here the call for t4-t7 goes first
+    and fails, and the one for t0-t3 (asked for first) is still queued. The store gets the endpoint's
+    error; it used to wait for that call forever (an ingest hung instead of failing)."""
+    inner = _Recording(fail_on="t7")
+    texts = [f"t{i}" for i in range(8)]
+
+    def backwards(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        order = list(range(len(window)))[::-1]
+        ordered = [window[i] for i in order]
+        return order, [ordered[:4], ordered[4:]]
+
+    with PrefetchedEmbeddings(inner, texts, window=8, workers=1, ahead=8, plan=backwards) as ahead:
+        done: list[BaseException] = []
+
+        def store() -> None:
+            try:
+                ahead.embed_documents(texts[:4])
+            except BaseException as exc:
+                done.append(exc)
+
+        asking = threading.Thread(target=store, daemon=True)
+        asking.start()
+        asking.join(10)
+        assert [str(e) for e in done] == ["endpoint refused"]
+
+
 def _ledger_keys(path: Path, namespace: str) -> set[str]:
     ledger = SQLiteRecordManager(namespace, path)
     try:
