@@ -22,7 +22,7 @@ import copy
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -193,12 +193,11 @@ class PineconeStore(VectorStore):
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
             pending: list[Future[None]] = []
             try:
-                for lot, vectors in self._lots(texts):
+                for start in range(0, len(texts), self.embed_batch_size):
+                    end = start + self.embed_batch_size
+                    vectors = self._embedding.embed_documents(texts[start:end])
                     records, sizes = self._records(
-                        [final_ids[i] for i in lot],
-                        [records_metadata[i] for i in lot],
-                        [base_sizes[i] for i in lot],
-                        vectors,
+                        final_ids[start:end], records_metadata[start:end], base_sizes[start:end], vectors
                     )
                     pending += [pool.submit(self._send, batch, ns) for batch in split_batches(records, sizes)]
             except BaseException:
@@ -207,17 +206,6 @@ class PineconeStore(VectorStore):
             for future in pending:
                 future.result()
         return final_ids
-
-    def _lots(self, texts: list[str]) -> Iterator[tuple[list[int], list[list[float]]]]:
-        """(positions in `texts`, their vectors), `embed_batch_size` at a time: in order, or as they are
-        ready from embeddings computed ahead (`PrefetchedEmbeddings.embed_as_ready`)."""
-        as_ready = getattr(self._embedding, "embed_as_ready", None)
-        if as_ready is not None:
-            yield from as_ready(texts, self.embed_batch_size)
-            return
-        for start in range(0, len(texts), self.embed_batch_size):
-            end = min(start + self.embed_batch_size, len(texts))
-            yield list(range(start, end)), self._embedding.embed_documents(texts[start:end])
 
     def check_documents(self, documents: Sequence[Document], ids: Sequence[str]) -> None:
         """Raise what `add_documents(documents, ids=ids)` would for their ids and metadata, sending nothing:

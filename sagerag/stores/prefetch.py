@@ -6,7 +6,7 @@ it), but the embedding endpoint has no such reason to wait: with `index()`'s bar
 batch's last upserts and its ledger commit finished, and drained its requests in flight at every batch
 boundary (a TEI endpoint of 4 instances was used at 20%). `PrefetchedEmbeddings` is told, before
 `index()` starts, which texts the store will embed and in which order; it embeds them in the background,
-a bounded window ahead, and the store takes the vectors in lots as their requests answer. What is
+a bounded window ahead, and the store's `embed_documents` calls take the vectors as they come. What is
 prefetched but never stored (the run fails or is killed) is only lost work: nothing is written anywhere
 before the store's upserts, and the ledger still follows them.
 """
@@ -18,8 +18,8 @@ import threading
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -228,61 +228,29 @@ class PrefetchedEmbeddings(Embeddings):
         return result, place - self._starts[g]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors: list[list[float]] = [[] for _ in texts]
-        for positions, lot in self.embed_as_ready(texts, len(texts)):
-            for i, vector in zip(positions, lot, strict=True):
-                vectors[i] = vector
-        return vectors
-
-    def embed_as_ready(self, texts: list[str], size: int) -> Iterator[tuple[list[int], list[list[float]]]]:
-        """`texts`' vectors in lots as their calls come back: (positions in `texts`, their vectors).
-
-        A lot is `size` texts once that many are ready; once fewer than `size` are still awaited, what is
-        ready comes as soon as it makes a quarter of `size` (and the last texts when they come). A store
-        upserts each lot while the rest are in flight: in full requests while vectors wait for it, and at
-        the end without a whole chunk waiting for the last call (an ingest's last upserts trailed its last
-        answer by 20-70 ms: chunks of 128 of the window that answers last; now 5-8 ms). The quarter keeps
-        a token-level endpoint's 4-text answers from becoming upserts of their own at every batch's end.
-        Texts not announced come first, embedded on the spot, `size` at a time.
-        """
-        calls: dict[Future[list[list[float]]], list[tuple[int, int]]] = {}
-        missing: list[int] = []
-        for i, text in enumerate(texts):
+        vectors: list[list[float] | None] = []
+        for text in texts:
             found = self._locate(text)
-            if found is None:
-                missing.append(i)
-            else:
-                calls.setdefault(found[0], []).append((i, found[1]))
-        for start in range(0, len(missing), size):
-            part = missing[start : start + size]
-            yield part, self._inner.embed_documents([texts[i] for i in part])
-        awaited, least = len(texts) - len(missing), max(1, size // 4)
-        positions: list[int] = []
-        vectors: list[list[float]] = []
-        pending = set(calls)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for call in sorted(done, key=lambda f: calls[f][0][0]):  # in the store's order among those ready
-                rows = self._vectors(call)
-                for i, row in calls[call]:
-                    positions.append(i)
-                    vectors.append(rows[row])
-                awaited -= len(calls[call])
-            while len(positions) >= size:
-                yield positions[:size], vectors[:size]
-                del positions[:size], vectors[:size]
-            if positions and awaited < size and (len(positions) >= least or not pending):
-                yield positions, vectors
-                positions, vectors = [], []
+            vectors.append(None if found is None else self._vectors(found[0])[found[1]])
+        missing = [i for i, vector in enumerate(vectors) if vector is None]
+        if missing:
+            for i, vector in zip(
+                missing, self._inner.embed_documents([texts[i] for i in missing]), strict=True
+            ):
+                vectors[i] = vector
+        return [vector for vector in vectors if vector is not None]
 
     def _vectors(self, call: Future[list[list[float]]]) -> list[list[float]]:
-        """A call's vectors; for a call cancelled because another failed (sent before it, but for texts the
-        store asks for later), that call's error: the store stops here, as it would have there."""
-        if call.cancelled():
+        """A call's vectors, once it answered; for a call cancelled because another failed (sent before it,
+        but holding texts the store asks for later), that call's error: the store stops here instead."""
+        try:
+            return call.result()
+        except CancelledError:
             with self._changed:
                 error = self._error
-            raise error if error is not None else RuntimeError("embedding ahead was stopped")
-        return call.result()
+            if error is None:
+                raise
+            raise error from None
 
     def embed_query(self, text: str) -> list[float]:
         return self._inner.embed_query(text)

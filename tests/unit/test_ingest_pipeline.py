@@ -166,52 +166,6 @@ def test_prefetch_embeds_the_first_window_while_the_rest_is_still_planned() -> N
     assert events == ["first vectors", "planned the rest"]
 
 
-class _Released(Embeddings):
-    """Each call (known by its first text) answers once released."""
-
-    def __init__(self) -> None:
-        self.inner = DeterministicFakeEmbedding(size=4)
-        self.gates: dict[str, threading.Event] = {}
-        self.lock = threading.Lock()
-
-    def gate(self, text: str) -> threading.Event:
-        with self.lock:
-            return self.gates.setdefault(text, threading.Event())
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        assert self.gate(texts[0]).wait(5)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
-
-
-def test_prefetched_vectors_come_in_lots_as_their_calls_answer() -> None:
-    """The store upserts lots as they are ready: full ones while more is awaited, then whatever has come,
-    so the last upsert of an ingest waits for the last call's texts only, not for a whole chunk."""
-    inner = _Released()
-    texts = [f"t{i}" for i in range(16)]
-    with PrefetchedEmbeddings(inner, texts, window=16, workers=4, ahead=16, plan=_in_fours) as ahead:
-        lots = ahead.embed_as_ready(texts, 8)
-        inner.gate("t12").set()
-        inner.gate("t4").set()
-        first = next(lots)  # 8 ready: a full lot, although the calls for t0-t3 and t8-t11 have not answered
-        inner.gate("t0").set()
-        second = next(lots)  # 4 awaited now, fewer than a lot: what came comes at once
-        inner.gate("t8").set()
-        third = next(lots)
-        assert next(lots, None) is None
-    assert sorted(first[0]) == [*range(4, 8), *range(12, 16)]
-    assert (second[0], third[0]) == ([0, 1, 2, 3], [8, 9, 10, 11])
-    expected = inner.inner.embed_documents(texts)
-    for positions, vectors in (first, second, third):
-        assert vectors == [expected[i] for i in positions]
-
-
-def _in_fours(window: list[str]) -> tuple[list[int], list[list[str]]]:
-    return list(range(len(window))), [window[i : i + 4] for i in range(0, len(window), 4)]
-
-
 def test_prefetch_stays_within_its_window() -> None:
     inner = _Recording()
     texts = [f"t{i}" for i in range(100)]
