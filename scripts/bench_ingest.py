@@ -199,7 +199,7 @@ def stock(client: Any, index: Any, endpoint: str, texts: list[str], namespace: s
 def documents(texts: list[str]) -> list[Document]:
     """sagerag's input: what the other ways get as a list of texts, as LangChain documents. Built before the
     clock starts, as the other ways' texts are (2,000 pydantic documents take 8-16 ms here, 2-3% of a
-    4-instance TEI run; the runs before 2026-11-27 counted it)."""
+    4-instance TEI run; runs before 2026-11-27 06:00 counted it)."""
     return [Document(page_content=t, metadata={"source": f"bench#{i}"}) for i, t in enumerate(texts)]
 
 
