@@ -36,13 +36,6 @@ def _in_order(size: int) -> Plan:
     return plan
 
 
-def _cancel(call: Future[Any]) -> None:
-    """Cancel a call not started, and wake whoever waits for it (`Future.cancel` alone does not wake
-    `concurrent.futures.wait`: an executor would call `set_running_or_notify_cancel`, as done here)."""
-    if not call.cancelled() and call.cancel():
-        call.set_running_or_notify_cancel()
-
-
 class PrefetchedEmbeddings(Embeddings):
     """`inner`'s vectors for `texts`, computed window by window, `ahead` texts at most before they are asked
     for.
@@ -176,7 +169,7 @@ class PrefetchedEmbeddings(Embeddings):
     def _embed(self, call: Future[list[list[float]]], members: list[str]) -> None:
         with self._changed:
             if self._stopped:  # a store waiting for it gets the failure instead (`_vectors`)
-                _cancel(call)
+                call.cancel()
                 return
             call.set_running_or_notify_cancel()  # pending: cancelled only here and below, under the lock
             self._sending += 1
@@ -190,7 +183,7 @@ class PrefetchedEmbeddings(Embeddings):
                 self._stopped = True
                 for other in self._results:  # planned, not sent: the store may wait for one of them first
                     if other is not None:
-                        _cancel(other)
+                        other.cancel()  # wakes a store waiting in `result()`; no-op once running
         finally:
             with self._changed:
                 self._sending -= 1
