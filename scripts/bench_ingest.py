@@ -18,6 +18,11 @@ Ways:
 2. stock: langchain-community `SagemakerEndpointEmbeddings` (chunk 64, sequential) + sequential upserts of 100
 3. sagerag: `ingest_documents` (what `sagerag ingest` runs: ledger, `PineconeStore`, `SagemakerEmbeddings`)
 
+Each sagerag cell runs in a client process of its own (a fresh Python, as each `sagerag ingest` is), warmed
+up untimed on an endpoint of its own first; the sequential ways run in this process. In one process the
+cells' order showed in the numbers (TEI at 4 instances 0.54-0.59 after the token-level cells, 0.78 first);
+`--same-process` keeps the old way.
+
 Capacity is the endpoint's throughput at sagerag's own batches with every worker (or GPU) busy:
 `RemoteTiming.capacity` at the mean tokens, bytes and texts per request the sagerag run sent. The two sequential ways' rates do not
 depend on corpus size; they are timed once per endpoint setting on `--seq-cap` texts.
@@ -40,7 +45,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -219,6 +226,70 @@ def sagerag_way(
         ingest_documents(docs, store, Path(tmp) / "records.db", namespace, **batching)
 
 
+def run_cell(fields: dict[str, Any]) -> None:
+    """One sagerag cell in this (fresh) process, driven by `isolated` over stdin and stdout: warm up untimed
+    on the cell's endpoint, say `READY`, wait for `GO` (the parent resets the endpoint's counters between),
+    time one ingest, print `CELL {json}`. The cell comes on stdin, not in argv, where the local Pinecone's
+    key would show in `ps`."""
+    from pinecone import Pinecone
+
+    from sagerag.local.sagemaker.server import local_runtime_client
+
+    cell = json.loads(sys.stdin.readline())
+    client = local_runtime_client(cell["runtime"])
+    pc = Pinecone(api_key=cell["api_key"], host=cell["pinecone"])
+    index = pc.Index(host=pc.describe_index("bench").host)
+    if cell["kind"] == "tei":
+        fields = {**fields, "content_handler": TEIContentHandler()}
+    texts = corpus(cell["texts"])
+    # imports (LangChain's indexing, the ledger), connections and first buffers, untimed
+    sagerag_way(client, index, cell["endpoint"], documents(texts[:64]), "warm-up", **fields)
+    index.delete(delete_all=True, namespace="warm-up")
+    docs = documents(texts)
+    print("READY", flush=True)
+    sys.stdin.readline()
+    cpu, started = client_cpu(), time.perf_counter()
+    sagerag_way(client, index, cell["endpoint"], docs, cell["namespace"], **fields)
+    wall = time.perf_counter() - started
+    print("CELL " + json.dumps({"wall": wall, "cpu": client_cpu() - cpu}), flush=True)
+
+
+def isolated(
+    info: dict[str, Any], endpoint: str, kind: str, texts: int, namespace: str, ready: Callable[[], object]
+) -> tuple[float, float]:
+    """Run one sagerag cell in a client process of its own (`run_cell`), calling `ready` when it has warmed
+    up: the cell's wall seconds and client CPU seconds."""
+    cell = {
+        "runtime": info["runtime"],
+        "pinecone": info["pinecone"],
+        "api_key": info["api_key"],
+        "endpoint": endpoint,
+        "kind": kind,
+        "texts": texts,
+        "namespace": namespace,
+    }
+    with subprocess.Popen(
+        [sys.executable, __file__, *sys.argv[1:], "--cell"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as child:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(cell) + "\n")
+        child.stdin.flush()
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("READY"):
+                ready()
+                child.stdin.write("GO\n")
+                child.stdin.flush()
+            elif line.startswith("CELL "):
+                timed = json.loads(line[5:])
+                return timed["wall"], timed["cpu"]
+    raise RuntimeError(f"the client process of {endpoint} ended with {child.returncode}:\n{''.join(lines)}")
+
+
 @dataclass
 class Row:
     texts: int
@@ -343,7 +414,13 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="with --compare-ref: runs of each code, alternating"
     )
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run the sagerag cells in this process, one after another, instead of each in its own",
+    )
     parser.add_argument("--rows-json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cell", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compare_ref:
         argv = sys.argv[1:]
@@ -352,6 +429,12 @@ def main() -> None:
         return
     global INGEST_BATCH, EMBED_CHUNK, PARSE_PROCESSES
     INGEST_BATCH, EMBED_CHUNK, PARSE_PROCESSES = args.ingest_batch, args.embed_chunk, args.parse_processes
+    fields: dict[str, Any] = {}
+    if args.max_concurrency:
+        fields["max_concurrency"] = args.max_concurrency
+    if args.cell:
+        run_cell(fields)
+        return
 
     def timing(kind: str, rtt: float, instances: int, workers: int) -> tuple[bool, RemoteTiming]:
         per_byte = {
@@ -388,6 +471,13 @@ def main() -> None:
     child = context.Process(target=serve, args=(theirs, distinct, specs, args.cache), daemon=True)
     child.start()
     info = ours.recv()
+
+    def counters(name: str) -> tuple[int, float, float]:
+        """Endpoint `name`'s requests and capacity, and the emulator's CPU seconds, since the last call (reset)."""
+        ours.send(("counters", name))
+        requests, capacity, server_cpu = ours.recv()
+        return requests, capacity, server_cpu
+
     print(f"recorded {len(distinct)} distinct texts in {info['recorded_s']:.0f} s (server process)")
     mean_tokens = statistics.fmean(info["tokens"][t] for t in everything)
     mean_bytes = statistics.fmean(info["bytes"][t] for t in everything)
@@ -400,9 +490,6 @@ def main() -> None:
     pc = Pinecone(api_key=info["api_key"], host=info["pinecone"])
     ensure_index(pc, "bench", 384)
     index = pc.Index(host=pc.describe_index("bench").host)
-    fields: dict[str, Any] = {}
-    if args.max_concurrency:
-        fields["max_concurrency"] = args.max_concurrency
 
     # Warm-up, untimed: the first large responses of a process pay for growing its buffers (the first
     # stock run, 55 MB answers, took 10x longer than the same run later).
@@ -414,17 +501,17 @@ def main() -> None:
         stock(client, index, first, everything[:64], "warm-up")
         tutorial_loop(client, index, first, everything[:4], "warm-up")
         index.delete(delete_all=True, namespace="warm-up")
-        ours.send(("counters", first))
-        ours.recv()
+        counters(first)
 
-    if "sagerag" in args.ways:  # imports (LangChain's indexing, the ledger) and connections, untimed
+    if (
+        "sagerag" in args.ways and args.same_process
+    ):  # imports (LangChain's indexing, the ledger) and connections, untimed
         kind = args.endpoints[0]
         first = endpoint_name(kind, args.rtt_ms[0], args.instances[-1], workers_of(kind)[0])
         handler = {"content_handler": TEIContentHandler()} if args.endpoints[0] == "tei" else {}
         sagerag_way(client, index, first, documents(everything[:64]), "warm-up", **handler, **fields)
         index.delete(delete_all=True, namespace="warm-up")
-        ours.send(("counters", first))
-        ours.recv()
+        counters(first)
 
     rows: list[Row] = []
     sequential: dict[tuple[float, int, int, str, str], Row] = {}
@@ -443,22 +530,27 @@ def main() -> None:
                         continue
                     timed = texts if way == "sagerag" else texts[: args.seq_cap]
                     namespace = f"{way.split()[0]}-{n}-{name}"
-                    docs = documents(timed) if way == "sagerag" else []
-                    cpu, started = client_cpu(), time.perf_counter()
-                    if way == "tutorial loop":
-                        tutorial_loop(client, index, name, timed, namespace)
-                    elif way == "stock integration":
-                        stock(client, index, name, timed, namespace)
-                    elif kind == "tei":
-                        handler = TEIContentHandler()
-                        sagerag_way(client, index, name, docs, namespace, content_handler=handler, **fields)
+                    docs = documents(timed) if way == "sagerag" and args.same_process else []
+                    if way == "sagerag" and not args.same_process:
+                        wall, cpu_s = isolated(info, name, kind, n, namespace, partial(counters, name))
                     else:
-                        sagerag_way(client, index, name, docs, namespace, **fields)
-                    wall = time.perf_counter() - started
-                    cpu = (client_cpu() - cpu) / wall
+                        cpu_s, started = client_cpu(), time.perf_counter()
+                        if way == "tutorial loop":
+                            tutorial_loop(client, index, name, timed, namespace)
+                        elif way == "stock integration":
+                            stock(client, index, name, timed, namespace)
+                        elif kind == "tei":
+                            handler = TEIContentHandler()
+                            sagerag_way(
+                                client, index, name, docs, namespace, content_handler=handler, **fields
+                            )
+                        else:
+                            sagerag_way(client, index, name, docs, namespace, **fields)
+                        wall = time.perf_counter() - started
+                        cpu_s = client_cpu() - cpu_s
+                    cpu = cpu_s / wall
                     index.delete(delete_all=True, namespace=namespace)
-                    ours.send(("counters", name))
-                    requests, capacity, server_cpu = ours.recv()
+                    requests, capacity, server_cpu = counters(name)
                     row = Row(
                         n, rtt, instances, workers, kind, way, len(timed) / wall, cpu, requests, len(timed)
                     )
