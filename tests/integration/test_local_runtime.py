@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import ClientError
 
 from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
 
@@ -51,6 +52,38 @@ def test_minilm_padded_pads_to_longest_with_real_outputs(runtime_client: Any) ->
     )
     assert out.shape[0] == 2 and out.shape[2] == 384
     assert np.abs(out[0, -1]).sum() > 0  # padding positions hold model outputs, not zeros
+
+
+def test_minilm_answers_npy_when_asked_as_the_toolkit_does(runtime_client: Any) -> None:
+    """Asked for NPY, the toolkit `np.save`s the pipeline's nested lists: float64 `(n, 1, tokens, dim)`
+    for texts of one token count, numpy's own refusal (a 400 from the container) for texts of several,
+    and JSON answers hold the same values."""
+    import io
+
+    texts = ["hello there", "hello again"]  # 4 tokens each with [CLS] and [SEP]
+    response = runtime_client.invoke_endpoint(
+        EndpointName="minilm",
+        Body=json.dumps({"inputs": texts}),
+        ContentType="application/json",
+        Accept="application/x-npy",
+    )
+    assert response["ContentType"] == "application/x-npy"
+    array = np.load(io.BytesIO(response["Body"].read()), allow_pickle=False)
+    assert array.dtype == np.float64 and array.shape == (2, 1, 4, 384)
+    as_json = np.asarray(_invoke(runtime_client, "minilm", {"inputs": texts}))
+    assert np.allclose(array, as_json, atol=1e-6)
+    with pytest.raises(ClientError, match="inhomogeneous shape") as info:
+        runtime_client.invoke_endpoint(
+            EndpointName="minilm",
+            Body=json.dumps({"inputs": ["hello", "a somewhat longer sentence"]}),
+            ContentType="application/json",
+            Accept="application/x-npy",
+        )
+    assert info.value.response["OriginalStatusCode"] == 400
+    with pytest.raises(ClientError, match="text/csv is not supported"):
+        runtime_client.invoke_endpoint(
+            EndpointName="minilm", Body=b'{"inputs": "hi"}', ContentType="application/json", Accept="text/csv"
+        )
 
 
 def test_tgi_returns_generated_text_and_full_text(runtime_client: Any) -> None:

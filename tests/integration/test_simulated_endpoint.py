@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,34 @@ def test_token_answers_are_written_as_the_toolkit_writes_them(runtime: LocalRunt
 def test_the_response_s_writing_time_counts_towards_service() -> None:
     timing = RemoteTiming(per_request_s=0.01, per_token_s=0.0, per_response_byte_s=1e-8)
     assert timing.service_s(tokens=100, response_bytes=1_000_000) == 0.01 + 0.01
+    npy = RemoteTiming(per_request_s=0.01, per_token_s=0.0, per_response_byte_s=1e-8, per_npy_byte_s=2e-9)
+    assert npy.service_s(tokens=100, npy_bytes=1_000_000) == pytest.approx(0.01 + 0.002)
+
+
+def test_npy_answers_hold_the_json_answers_values_and_are_timed_as_npy(runtime: LocalRuntime) -> None:
+    """Asked for NPY, the simulated toolkit answers what the local one does (float64, equal token counts
+    only) from the same recordings, and books the NPY writing time, not the JSON one."""
+    import io
+
+    from sagerag.errors import ContainerError
+
+    timing = RemoteTiming(round_trip_s=0, per_request_s=0, per_token_s=0, per_response_byte_s=1e-7)
+    simulated = SimulatedFeatureExtraction(
+        FeatureExtraction(runtime.app.registry.get("minilm")), replace(timing, per_npy_byte_s=1e-9)
+    )
+    texts = ["hello there", "hello again"]  # one token count
+    body = json.dumps({"inputs": texts}).encode()
+    answer = simulated.invoke(body, accept="application/x-npy")
+    array = np.load(io.BytesIO(answer), allow_pickle=False)
+    assert array.dtype == np.float64 and array.shape[:2] == (2, 1)
+    as_json = simulated.invoke(body)
+    assert np.array_equal(array, json.loads(as_json))  # the same doubles as its JSON
+    assert simulated.busy_s == pytest.approx(1e-9 * len(answer) + 1e-7 * len(as_json))
+    simulated.reset()
+    simulated.invoke(body, accept="application/x-npy")
+    assert simulated.capacity() == pytest.approx(2 / (1e-9 * len(answer)))
+    with pytest.raises(ContainerError, match="inhomogeneous shape"):
+        simulated.invoke(json.dumps({"inputs": TEXTS[:2]}).encode(), accept="application/x-npy")
 
 
 def test_requests_beyond_the_instances_queue(runtime: LocalRuntime) -> None:

@@ -16,11 +16,13 @@ from starlette.routing import Route
 
 from sagerag.adapters.client import SAGEMAKER_MAX_PAYLOAD_BYTES
 from sagerag.local.sagemaker.containers import (
+    JSON,
     ContainerError,
     FeatureExtraction,
     JumpStartLlama2Chat,
     TextEmbeddingsInference,
     TextGenerationInference,
+    check_accept,
 )
 from sagerag.local.sagemaker.eventstream import model_stream_error, payload_part
 from sagerag.local.sagemaker.faults import FaultConfig, RuntimeCounters
@@ -178,9 +180,14 @@ class RuntimeApp:
         if isinstance(checked, Response):
             return checked
         name, body, attributes = checked
+        media_type = JSON
         try:
             container = await run_in_threadpool(self.container, name)
-            output = await run_in_threadpool(container.invoke, body, attributes)
+            if getattr(container, "reads_accept", False):  # the inference toolkit's: JSON or NPY
+                media_type = check_accept(request.headers.get("accept", ""))
+                output = await run_in_threadpool(container.invoke, body, attributes, media_type)
+            else:
+                output = await run_in_threadpool(container.invoke, body, attributes)
         except ContainerError as exc:
             return _model_error(name, exc)
         except Exception as exc:  # a model that crashed: SageMaker reports a 500 from the container
@@ -190,7 +197,7 @@ class RuntimeApp:
             return _response_too_large(name, len(output), self.max_response_bytes)
         return Response(
             output,
-            media_type="application/json",
+            media_type=media_type,
             headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"},
         )
 

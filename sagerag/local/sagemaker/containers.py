@@ -1,6 +1,7 @@
 """Request and response formats of the real SageMaker containers, served by local models.
 
-- `FeatureExtraction`: Hugging Face inference toolkit, task `feature-extraction` (ragged or padded).
+- `FeatureExtraction`: Hugging Face inference toolkit, task `feature-extraction` (ragged or padded; JSON, or
+  NPY when asked with `Accept: application/x-npy`).
 - `TextEmbeddingsInference`: Hugging Face's TEI container, which pools on the server (one vector per text).
 - `TextGenerationInference`: the Hugging Face LLM container (TGI), including its streaming lines.
 - `JumpStartLlama2Chat`: JumpStart `meta-textgeneration-llama-2-*-f` (dialogs in, generations out).
@@ -11,6 +12,7 @@ wraps it in SageMaker's 424 `ModelError`, as SageMaker does.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -26,6 +28,11 @@ LOCAL_REPETITION_PENALTY = 1.1
 """Default when a request gives none (TGI's is 1.0): SmolLM2-135M loops under greedy decoding without it."""
 
 
+JSON = "application/json"
+NPY = "application/x-npy"
+"""Answer formats a container may be asked for (`Accept`); the inference toolkit writes both."""
+
+
 def _json_body(body: bytes) -> Any:
     try:
         return json.loads(body.decode("utf-8"))
@@ -38,13 +45,21 @@ def _dumps(value: Any) -> bytes:
 
 
 class FeatureExtraction:
-    """`{"inputs": str | [str]}` -> per-token vectors, as the inference toolkit answers."""
+    """`{"inputs": str | [str]}` -> per-token vectors, as the inference toolkit answers.
+
+    Asked for NPY, it writes what the toolkit's `np.save` of the pipeline's nested lists writes: float64,
+    shape `(n, 1, tokens, dim)` for a list of texts (`(1, tokens, dim)` for one string), and for a list of
+    texts of different token counts numpy's own error, which the toolkit answers as a 400.
+    """
+
+    reads_accept = True
+    """The server passes it the request's `Accept`, checked by `check_accept`."""
 
     def __init__(self, model: MiniLMModel, padded: bool = False):
         self.model = model
         self.padded = padded
 
-    def invoke(self, body: bytes, custom_attributes: str = "") -> bytes:
+    def invoke(self, body: bytes, custom_attributes: str = "", accept: str = JSON) -> bytes:
         data = _json_body(body)
         inputs = data.get("inputs") if isinstance(data, dict) else None
         single = isinstance(inputs, str)
@@ -52,8 +67,34 @@ class FeatureExtraction:
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             raise ContainerError(400, "'inputs' must be a string or a non-empty list of strings")
         if self.padded or single:
-            return _np_json(self.model.padded_token_embeddings(texts))
-        return b"[" + b",".join(_np_json(t[None, :, :]) for t in self.model.token_embeddings(texts)) + b"]"
+            padded = self.model.padded_token_embeddings(texts)
+            return npy_bytes(padded) if accept == NPY else _np_json(padded)
+        tokens = [t[None, :, :] for t in self.model.token_embeddings(texts)]
+        if accept == NPY:
+            return npy_bytes(tokens)
+        return b"[" + b",".join(_np_json(t) for t in tokens) + b"]"
+
+
+def npy_bytes(value: np.ndarray | list[np.ndarray]) -> bytes:
+    """The toolkit's NPY answer (`np.save` of nested lists of Python floats: float64); texts of different
+    token counts make numpy refuse the ragged list, which the toolkit answers as a 400 with numpy's text."""
+    buffer = io.BytesIO()
+    try:
+        if isinstance(value, list):
+            value = np.array([item.astype(np.float64) for item in value])
+        np.save(buffer, value.astype(np.float64), allow_pickle=False)
+    except ValueError as exc:
+        raise ContainerError(400, str(exc)) from None
+    return buffer.getvalue()
+
+
+def check_accept(accept: str) -> str:
+    """The answer format for an `Accept` header: JSON for none or `*/*`, as the toolkit reads it."""
+    if not accept or accept == "*/*":
+        return JSON
+    if accept not in (JSON, NPY):
+        raise ContainerError(400, f"Content type {accept} is not supported by this framework.")
+    return accept
 
 
 class TextEmbeddingsInference:

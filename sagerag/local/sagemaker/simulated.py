@@ -13,6 +13,10 @@ Two answer formats, both recorded from the same forward pass:
   `(1, tokens, 384)` array per text, its float32 values written as Python's `json` writes them (doubles,
   shortest repr: ~20 bytes a value), so a client parses the bytes it would really get;
 - pooled (`pooled=True`), as TEI answers: one L2-normalised mean vector per text, float32 repr.
+
+Asked for NPY (`Accept: application/x-npy`), the token-level endpoint answers as the toolkit's `np.save`
+does (`containers.npy_bytes`: float64; texts of different token counts refused), from token matrices kept
+by `record_npy`.
 """
 
 from __future__ import annotations
@@ -27,12 +31,23 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
-from sagerag.local.sagemaker.containers import ContainerError, FeatureExtraction, _json_body, _np_json
+from sagerag.local.sagemaker.containers import (
+    JSON,
+    NPY,
+    ContainerError,
+    FeatureExtraction,
+    _json_body,
+    _np_json,
+    npy_bytes,
+)
 
 TOOLKIT_JSON_S_PER_BYTE = 27e-9
 """The inference toolkit writes token vectors with Python's `json` (`.tolist()` then `json.dumps`): measured
 here at 21 ms for one 100-token answer (38,400 values, 0.79 MB), i.e. ~27 ns a byte. The toolkit does this on
 the instance's CPU, after the GPU's forward pass, for every token of every text."""
+TOOLKIT_NPY_S_PER_BYTE = 8e-9
+"""Asked for NPY, the toolkit `np.save`s the pipeline's nested lists (`.tolist()` still runs): measured here
+at 2.7 ms for one 107-token answer (0.33 MB of float64), ~8 ns a byte, against 28 ms for its JSON."""
 TEI_JSON_S_PER_BYTE = 2.6e-9
 """TEI writes pooled vectors from Rust (serde); orjson (also Rust) writes 38,400 float32 values, 0.42 MB, in
 1.1 ms here: ~2.6 ns a byte. One vector per text, so it hardly matters."""
@@ -54,26 +69,36 @@ class RemoteTiming:
     """Instances behind the endpoint, one GPU each."""
     per_response_byte_s: float = 0.0
     """Container time per response byte (writing its JSON): `TOOLKIT_JSON_S_PER_BYTE`, `TEI_JSON_S_PER_BYTE`."""
+    per_npy_byte_s: float = 0.0
+    """Container time per byte of an NPY answer (`TOOLKIT_NPY_S_PER_BYTE`), for clients that ask for one."""
     workers: int = 1
     """Model-server processes per instance, each serving one request at a time. The inference toolkit
     starts one per GPU (one on ml.g5.xlarge) unless `SAGEMAKER_MODEL_SERVER_WORKERS` says otherwise;
     `sagerag deploy` sets it to the instance's vCPUs, so that the toolkit's CPU-bound part, writing JSON,
     runs on all of them. Their forward passes take turns on the instance's GPU."""
 
-    def service_s(self, tokens: int, response_bytes: int = 0) -> float:
-        """Seconds one request of `tokens` input tokens and `response_bytes` of answer holds a worker."""
-        return self.per_request_s + self.gpu_s(tokens) + self.per_response_byte_s * response_bytes
+    def service_s(self, tokens: int, response_bytes: int = 0, npy_bytes: int = 0) -> float:
+        """Seconds one request of `tokens` input tokens and `response_bytes` of JSON answer (or `npy_bytes`
+        of NPY answer) holds a worker."""
+        writing = self.per_response_byte_s * response_bytes + self.per_npy_byte_s * npy_bytes
+        return self.per_request_s + self.gpu_s(tokens) + writing
 
     def gpu_s(self, tokens: int) -> float:
         """Seconds of that on the instance's GPU (the forward pass)."""
         return self.per_token_s * tokens
 
     def capacity(
-        self, tokens_per_text: float, texts_per_request: float, bytes_per_text: float = 0.0
+        self,
+        tokens_per_text: float,
+        texts_per_request: float,
+        bytes_per_text: float = 0.0,
+        npy_bytes_per_text: float = 0.0,
     ) -> float:
         """Texts per second the endpoint can serve at most, with every worker busy (or every GPU)."""
         tokens = round(tokens_per_text * texts_per_request)
-        per_request = self.service_s(tokens, round(bytes_per_text * texts_per_request))
+        per_request = self.service_s(
+            tokens, round(bytes_per_text * texts_per_request), round(npy_bytes_per_text * texts_per_request)
+        )
         per_instance = self.workers / per_request
         if self.gpu_s(tokens) > 0:
             per_instance = min(per_instance, 1 / self.gpu_s(tokens))
@@ -135,6 +160,8 @@ class SimulatedFeatureExtraction:
         self.timing = timing
         self.pooled = pooled
         self._answers: dict[str, _Answer] = {}
+        self._matrices: dict[str, np.ndarray] = {}
+        """Token matrices (float64, as the toolkit's `.tolist()` makes them) for NPY answers: `record_npy`."""
         self._schedule = Schedule(timing.instances, timing.workers)
         self._lock = threading.Lock()
         self.requests = 0
@@ -143,11 +170,18 @@ class SimulatedFeatureExtraction:
         """Worker-seconds of service."""
         self.tokens_served = 0
         self.bytes_served = 0
+        self.npy_bytes_served = 0
+
+    @property
+    def reads_accept(self) -> bool:
+        """The server passes a token-level endpoint the request's `Accept` (TEI answers JSON only)."""
+        return not self.pooled
 
     def retimed(self, timing: RemoteTiming, pooled: bool | None = None) -> SimulatedFeatureExtraction:
         """The same recordings behind another timing model (and format), with fresh counters."""
         other = SimulatedFeatureExtraction(self.inner, timing, self.pooled if pooled is None else pooled)
         other._answers = self._answers
+        other._matrices = self._matrices
         return other
 
     def record(self, texts: list[str], batch_size: int = 32) -> None:
@@ -165,6 +199,15 @@ class SimulatedFeatureExtraction:
                     int(tokens.shape[0]),
                 )
 
+    def record_npy(self, texts: list[str]) -> None:
+        """Keep the token matrices NPY answers are written from (0.33 MB a FAQ answer: only when asked)."""
+        self.record(texts)
+        for text in dict.fromkeys(texts):
+            if text not in self._matrices:
+                self._matrices[text] = np.asarray(
+                    orjson.loads(self._answers[text].tokens)[0], dtype=np.float64
+                )
+
     def save(self, path: Path) -> None:
         """Keep the recordings in a file (a benchmark re-run then skips the forward passes)."""
         path.write_bytes(pickle.dumps(dict(self._answers), protocol=pickle.HIGHEST_PROTOCOL))
@@ -173,7 +216,7 @@ class SimulatedFeatureExtraction:
         """Recordings from `save` (a trusted local file: it is a pickle)."""
         self._answers.update(pickle.loads(path.read_bytes()))
 
-    def invoke(self, body: bytes, custom_attributes: str = "") -> bytes:
+    def invoke(self, body: bytes, custom_attributes: str = "", accept: str = JSON) -> bytes:
         data = _json_body(body)
         texts = data.get("inputs") if isinstance(data, dict) else None
         if isinstance(texts, str):
@@ -184,12 +227,18 @@ class SimulatedFeatureExtraction:
             raise ContainerError(
                 413, f"batch size {len(texts)} > maximum allowed batch size {TEI_MAX_CLIENT_BATCH}"
             )
-        self.record(texts)
+        npy = accept == NPY and not self.pooled
+        (self.record_npy if npy else self.record)(texts)
         answers = [self._answers[t] for t in texts]
-        parts = [a.pooled if self.pooled else a.tokens for a in answers]
-        output = b"[" + b",".join(parts) + b"]"
+        if npy:
+            output = npy_bytes([self._matrices[t][None] for t in texts])
+            json_bytes, binary_bytes = 0, len(output)
+        else:
+            output = b"[" + b",".join(a.pooled if self.pooled else a.tokens for a in answers) + b"]"
+            json_bytes, binary_bytes = len(output), 0
         n_tokens = sum(a.n_tokens for a in answers)
-        service, gpu = self.timing.service_s(n_tokens, len(output)), self.timing.gpu_s(n_tokens)
+        service = self.timing.service_s(n_tokens, json_bytes, binary_bytes)
+        gpu = self.timing.gpu_s(n_tokens)
         half_trip = self.timing.round_trip_s / 2
         end = self._schedule.book(time.perf_counter() + half_trip, service, gpu)
         _sleep_until(end + half_trip)
@@ -198,7 +247,8 @@ class SimulatedFeatureExtraction:
             self.texts += len(texts)
             self.busy_s += service
             self.tokens_served += n_tokens
-            self.bytes_served += len(output)
+            self.bytes_served += json_bytes
+            self.npy_bytes_served += binary_bytes
         return output
 
     def capacity(self) -> float:
@@ -206,13 +256,16 @@ class SimulatedFeatureExtraction:
         if not self.requests:
             return 0.0
         return self.timing.capacity(
-            self.tokens_served / self.texts, self.texts / self.requests, self.bytes_served / self.texts
+            self.tokens_served / self.texts,
+            self.texts / self.requests,
+            self.bytes_served / self.texts,
+            self.npy_bytes_served / self.texts,
         )
 
     def reset(self) -> None:
         """Zero the counters (between benchmark runs)."""
         with self._lock:
-            self.requests = self.texts = self.tokens_served = self.bytes_served = 0
+            self.requests = self.texts = self.tokens_served = self.bytes_served = self.npy_bytes_served = 0
             self.busy_s = 0.0
 
     def tokens(self, text: str) -> int:
