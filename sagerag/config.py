@@ -32,7 +32,7 @@ import tomli_w
 from pydantic import BeforeValidator, Field, SecretStr, TypeAdapter, ValidationError
 
 from sagerag.errors import ConfigurationError
-from sagerag.kinds import EmbeddingsKind, Grounding, IndexText, LLMKind, Retrieval
+from sagerag.kinds import EmbeddingsFormat, EmbeddingsKind, Grounding, IndexText, LLMKind, Retrieval
 
 CONFIG_ENV = "SAGERAG_CONFIG"
 DEFAULT_CONFIG_FILE = "sagerag.toml"
@@ -120,6 +120,13 @@ class Settings:
         file="sagemaker.embeddings_kind",
         env="SAGERAG_EMBEDDINGS_KIND",
         doc="feature-extraction (per-token vectors, pooled by sagerag) or tei (Text Embeddings Inference).",
+    )
+    embeddings_format: EmbeddingsFormat = setting(
+        "json",
+        file="sagemaker.embeddings_format",
+        env="SAGERAG_EMBEDDINGS_FORMAT",
+        doc="json, or npy to ask a feature-extraction endpoint (the Hugging Face inference toolkit) for NPY "
+        "answers: ~10x less for it to write and for sagerag to read.",
     )
     aws_profile: str | None = setting(
         file="sagemaker.aws_profile",

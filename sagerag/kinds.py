@@ -15,6 +15,10 @@ chat completions with tool calling)."""
 LLM_KINDS: tuple[LLMKind, ...] = get_args(LLMKind)
 EmbeddingsKind = Literal["feature-extraction", "tei"]
 """Per-token output (Hugging Face inference toolkit) or pooled output (Text Embeddings Inference)."""
+EmbeddingsFormat = Literal["json", "npy"]
+"""How a `feature-extraction` endpoint is asked to write its per-token answer: `json` (what every container
+writes) or `npy` (the inference toolkit's `np.save`: ~10x cheaper for the endpoint to write and for sagerag
+to read; requests then group texts of one token count)."""
 Retrieval = Literal["hybrid", "dense"]
 """`hybrid` (dense + BM25 sparse in one dotproduct index) or `dense` (MiniLM only)."""
 IndexText = Literal["question+answer", "answer"]

@@ -217,6 +217,7 @@ def _build(
         kind=settings.embeddings_kind,
         client=client,
         timeout=settings.timeout,
+        binary=settings.embeddings_format == "npy",
     )
     llm = make_model(
         settings.llm_endpoint,

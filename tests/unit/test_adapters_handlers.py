@@ -149,15 +149,56 @@ def test_minilm_reads_json_bytes_like_parsed_data_and_reports_malformed_answers(
     body = io.BytesIO(json.dumps(ragged).encode())
     assert np.allclose(handler.transform_output(body), [[1.0] * 4, [3.0] * 4])
     wrapped = json.dumps({"embeddings": ragged}).encode()
-    assert np.allclose(handler.pool_json(wrapped), [[1.0] * 4, [3.0] * 4])
+    assert np.allclose(handler.pool_body(wrapped), [[1.0] * 4, [3.0] * 4])
     # rows of different widths inside one input, or a value that is no number: an error, not a vector
     uneven = [[[1.0, 2.0], [3.0]]]
     with pytest.raises(EmbeddingOutputError, match="equal-length lists of numbers"):
-        handler.pool_json(json.dumps(uneven).encode())
+        handler.pool_body(json.dumps(uneven).encode())
     with pytest.raises(EmbeddingOutputError, match="equal-length lists of numbers"):
-        handler.pool_json(json.dumps([[["a", "b"], ["c", "d"]]]).encode())
+        handler.pool_body(json.dumps([[["a", "b"], ["c", "d"]]]).encode())
     with pytest.raises(EmbeddingOutputError, match="not JSON"):
-        handler.pool_json(b"[[[1.0, 2.0]")
+        handler.pool_body(b"[[[1.0, 2.0]")
+
+
+def _npy(array: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float64))
+    return buffer.getvalue()
+
+
+def test_minilm_asks_for_npy_when_binary_and_pools_it_as_its_json() -> None:
+    """The toolkit's NPY answers (float64, one token count a request, or padded) pool to the rows their
+    JSON would; JSON still reads; a pickled (object) array is refused with what to do."""
+    handler = MiniLMContentHandler(normalize=False, binary=True)
+    assert handler.accepts == "application/x-npy" and MiniLMContentHandler().accepts == "application/json"
+    same = [[_tokens(3, value=1.0)], [_tokens(3, value=3.0)]]  # (2, 1, 3, 4)
+    assert np.allclose(handler.transform_output(io.BytesIO(_npy(same))), [[1.0] * 4, [3.0] * 4])
+    assert np.allclose(handler.pool_body(_npy(same[0])), [[1.0] * 4])  # one string: (1, tokens, dim)
+    texts = ["short", "a longer text with more tokens"]
+    counts = handler.token_counts(texts)
+    padded = [
+        _tokens(counts[0], value=1.0) + _tokens(counts[1] - counts[0], value=100.0),
+        _tokens(counts[1], value=2.0),
+    ]
+    assert np.allclose(
+        handler.pool_body(_npy(padded), texts), handler.pool_body(json.dumps(padded).encode(), texts)
+    )
+    assert np.allclose(handler.pool_body(json.dumps(same).encode()), [[1.0] * 4, [3.0] * 4])
+    ragged = np.empty(2, dtype=object)  # what numpy < 1.24 made of texts of two token counts
+    ragged[0], ragged[1] = np.zeros((1, 2, 4)), np.zeros((1, 3, 4))
+    pickled = io.BytesIO()
+    np.save(pickled, ragged, allow_pickle=True)
+    with pytest.raises(EmbeddingOutputError, match="binary=False"):
+        handler.pool_body(pickled.getvalue())
+
+
+def test_minilm_groups_npy_requests_by_token_count_or_sends_one_text_each_without_a_tokenizer() -> None:
+    texts = ["hello there", "a longer sentence here", "hello again"]
+    assert MiniLMContentHandler().batch_keys(texts) is None  # JSON: any texts may share a request
+    binary = MiniLMContentHandler(binary=True)
+    assert binary.batch_keys(texts) == binary.token_counts(texts)
+    missing = MiniLMContentHandler(binary=True, tokenizer_path="/nonexistent/tokenizer.json")
+    assert missing.batch_keys(texts) == [0, 1, 2]
 
 
 def test_minilm_parses_answers_from_many_threads_with_its_shared_parser() -> None:
@@ -170,12 +211,12 @@ def test_minilm_parses_answers_from_many_threads_with_its_shared_parser() -> Non
     handler = MiniLMContentHandler(normalize=False)
     bodies = [json.dumps([[_tokens(2 + i % 3, value=float(i))]]).encode() for i in range(40)]
     with ThreadPoolExecutor(8) as pool:
-        pooled = list(pool.map(handler.pool_json, bodies))
+        pooled = list(pool.map(handler.pool_body, bodies))
     assert [float(p[0][0]) for p in pooled] == [float(i) for i in range(40)]
     # a part of the parser's last document still referenced elsewhere: the next answer still parses
     held = token_vectors._PARSER.parse(bodies[0])[0]
     assert isinstance(held, simdjson.Array)
-    assert np.allclose(handler.pool_json(bodies[5]), [[5.0] * 4])
+    assert np.allclose(handler.pool_body(bodies[5]), [[5.0] * 4])
 
 
 def test_minilm_normalises_by_default_and_rejects_unknown_shapes() -> None:

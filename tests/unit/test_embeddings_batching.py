@@ -98,6 +98,56 @@ def test_planned_requests_sort_by_length_only_for_a_container_that_pads() -> Non
     assert order == list(range(40)) and [t for r in requests for t in r] == texts and len(requests) == 8
 
 
+class KeyedHandler(TEIContentHandler):
+    """A pooled handler whose texts may share a request only with texts of the same key (`t<i>`: i % 3),
+    like NPY answers, which need one token count a request."""
+
+    def batch_keys(self, texts: list[str]) -> list[int]:
+        return [int(text.split()[0][1:]) % 3 for text in texts]
+
+
+def test_texts_share_a_request_only_with_texts_of_the_same_batch_key() -> None:
+    endpoint = FakeEndpoint()
+    handler = KeyedHandler(normalize=False, dimension=2, bytes_per_value=100)
+    embeddings = SagemakerEmbeddings(endpoint_name="fake", client=endpoint, content_handler=handler)
+    texts = _texts(20)
+    assert _ids(embeddings.embed_documents(texts)) == list(range(20))
+    assert all(len({int(t.split()[0][1:]) % 3 for t in call}) == 1 for call in endpoint.calls)
+    assert len(endpoint.calls) == 3  # one request per key: 7, 7 and 6 texts under the default caps
+    order, requests = embeddings.plan_requests(texts)
+    assert sorted(order) == list(range(20)) and len(requests) == 3
+
+
+def test_texts_grouped_by_key_are_planned_a_whole_ahead_at_a_time() -> None:
+    """Equal keys are rarer in a small window (NPY: one token count a request), so a handler that groups
+    by key has the embedding-ahead plan over `ahead` texts instead of 256."""
+    from sagerag.stores.prefetch import PrefetchedEmbeddings
+
+    class Grouping(KeyedHandler):
+        groups_by_key = True
+
+    texts = _texts(600)
+    for handler, window in ((KeyedHandler(), 256), (Grouping(), 512)):
+        embeddings = SagemakerEmbeddings(endpoint_name="fake", client=FakeEndpoint(), content_handler=handler)
+        with PrefetchedEmbeddings.for_embeddings(embeddings, texts, ahead=512) as ahead:
+            assert ahead._window == window
+            assert len(ahead.embed_documents(texts)) == 600
+
+
+def test_an_npy_batch_the_endpoint_cannot_write_is_sent_one_text_at_a_time() -> None:
+    """A toolkit asked for NPY refuses texts of different token counts (numpy's ragged-array error): the
+    handler's tokenizer was not the endpoint's. The texts go again one by one, in order."""
+    uneven = (
+        'Received client error (400) from primary with message "{"code": 400, "message": "setting an '
+        "array element with a sequence. The requested array has an inhomogeneous shape after 2 "
+        'dimensions."}"'
+    )
+    endpoint = FakeEndpoint(failures=[_client_error("ModelError", uneven)])
+    vectors = _embeddings(endpoint, batch_size=8).embed_documents(_texts(5))
+    assert _ids(vectors) == list(range(5))
+    assert [len(call) for call in endpoint.calls] == [5, 1, 1, 1, 1, 1]
+
+
 def test_refused_batches_are_halved_until_they_fit_in_order_and_once() -> None:
     endpoint = FakeEndpoint(refuse_over=3)
     texts = _texts(16)
@@ -207,4 +257,24 @@ def test_embeddings_kind_setting_picks_the_handler(tmp_path: Any, monkeypatch: p
     assert isinstance(embeddings.content_handler, TEIContentHandler) and embeddings.batch_size == 32
     monkeypatch.setenv("SAGERAG_EMBEDDINGS_KIND", "onnx")
     with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_KIND.*'feature-extraction' or 'tei'"):
+        load_settings(config)
+
+
+def test_embeddings_format_setting_asks_the_toolkit_for_npy(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sagerag.adapters import make_embeddings
+    from sagerag.config import load_settings
+    from sagerag.errors import ConfigurationError
+
+    config = tmp_path / "sagerag.toml"
+    config.write_text('[sagemaker]\nembeddings_format = "npy"\n')
+    monkeypatch.delenv("SAGERAG_EMBEDDINGS_FORMAT", raising=False)
+    assert load_settings(config).embeddings_format == "npy"
+    (tmp_path / "plain.toml").write_text("[sagemaker]\n")
+    assert load_settings(tmp_path / "plain.toml").embeddings_format == "json"
+    handler = make_embeddings("e", client=FakeEndpoint(), binary=True).content_handler
+    assert isinstance(handler, MiniLMContentHandler) and handler.accepts == "application/x-npy"
+    monkeypatch.setenv("SAGERAG_EMBEDDINGS_FORMAT", "msgpack")
+    with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_FORMAT.*'json' or 'npy'"):
         load_settings(config)

@@ -49,15 +49,15 @@ def _by_workers(handler: MiniLMContentHandler) -> list[bool]:
 def test_workers_pool_every_answer_as_the_callers_thread_does() -> None:
     handler = MiniLMContentHandler(normalize=False)
     answers = _answers(handler)
-    expected = [handler.pool_json(raw, texts) for raw, texts in answers]
+    expected = [handler.pool_body(raw, texts) for raw, texts in answers]
     with handler.pooling_processes(2):
         by_workers = _by_workers(handler)
-        got = [handler.pool_json(raw, texts) for raw, texts in answers]
+        got = [handler.pool_body(raw, texts) for raw, texts in answers]
         assert by_workers == [True, True, False, False]  # token-level ones; the others parsed here
         with pytest.raises(EmbeddingOutputError, match="equal-length lists of numbers"):
-            handler.pool_json(json.dumps([[[1.0, 2.0], [3.0]]]).encode(), ["a"])  # reported as in-thread
+            handler.pool_body(json.dumps([[[1.0, 2.0], [3.0]]]).encode(), ["a"])  # reported as in-thread
         with pytest.raises(EmbeddingOutputError, match="not JSON"):
-            handler.pool_json(b"[[[1.0, 2.0]", ["a"])
+            handler.pool_body(b"[[[1.0, 2.0]", ["a"])
     assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
     short = handler.token_counts(["hi"])[0]
     assert np.allclose(got[1][0], 1.0 + 0.25 * (short - 1) / 2)  # its real tokens' mean, no padding
@@ -66,10 +66,10 @@ def test_workers_pool_every_answer_as_the_callers_thread_does() -> None:
 def test_workers_serve_many_threads_and_normalise_like_the_handler() -> None:
     handler = MiniLMContentHandler()
     bodies = [json.dumps([[_tokens(2 + i % 5, float(i))]]).encode() for i in range(60)]
-    expected = [handler.pool_json(body, ["t"]) for body in bodies]
+    expected = [handler.pool_body(body, ["t"]) for body in bodies]
     with handler.pooling_processes(2), ThreadPoolExecutor(8) as threads:
         by_workers = _by_workers(handler)
-        got = list(threads.map(lambda body: handler.pool_json(body, ["t"]), bodies))
+        got = list(threads.map(lambda body: handler.pool_body(body, ["t"]), bodies))
     assert by_workers == [True] * len(bodies)
     assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
 
@@ -83,7 +83,7 @@ def test_a_dead_worker_leaves_the_answers_right(caplog: pytest.LogCaptureFixture
         worker.kill()
         worker.wait()
         with caplog.at_level(logging.WARNING, logger="sagerag.adapters.pooling_workers"):
-            rows = [handler.pool_json(body, ["t"]) for _ in range(3)]
+            rows = [handler.pool_body(body, ["t"]) for _ in range(3)]
     assert all(np.allclose(r, [[1.25] * 4]) for r in rows)
     assert len([r for r in caplog.records if "parsed in this process" in r.getMessage()]) == 1
 
@@ -97,7 +97,7 @@ def test_workers_import_this_sagerag_whatever_the_working_directory_holds(
     handler = MiniLMContentHandler(normalize=False)
     with handler.pooling_processes(1):
         by_workers = _by_workers(handler)
-        rows = handler.pool_json(json.dumps([[_tokens(3, 1.0)]]).encode(), ["t"])
+        rows = handler.pool_body(json.dumps([[_tokens(3, 1.0)]]).encode(), ["t"])
     assert by_workers == [True] and np.allclose(rows, [[1.25] * 4])
 
 
@@ -116,8 +116,8 @@ def test_a_worker_cut_off_mid_answer_is_not_handed_out_again(monkeypatch: pytest
 
         monkeypatch.setattr(pooling_workers, "_write", interrupted)
         with pytest.raises(KeyboardInterrupt):
-            handler.pool_json(body, ["t"])
-        rows = handler.pool_json(body, ["t"])  # no worker left to wait for: parsed here, no hang
+            handler.pool_body(body, ["t"])
+        rows = handler.pool_body(body, ["t"])  # no worker left to wait for: parsed here, no hang
     assert by_workers == [False] and np.allclose(rows, [[1.25] * 4])
 
 
@@ -130,5 +130,5 @@ def test_a_handler_counting_tokens_its_own_way_pools_in_its_own_thread() -> None
     padded = json.dumps([_tokens(2, 1.0), _tokens(2, 3.0)]).encode()  # (batch, longest, dim)
     with handler.pooling_processes(2):
         assert handler._processes is None
-        rows = handler.pool_json(padded, ["a", "b"])
+        rows = handler.pool_body(padded, ["a", "b"])
     assert np.allclose(rows, [[1.0] * 4, [3.125] * 4])  # the first over 1 token, as its counts say

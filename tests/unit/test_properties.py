@@ -56,9 +56,9 @@ class _CountingHandler(MiniLMContentHandler):
 
 
 def _pool(handler: MiniLMContentHandler, data: Any, texts: list[str] | None = None) -> np.ndarray:
-    """`pool` of parsed data, checked against `pool_json` of its JSON bytes (the path ingest takes)."""
+    """`pool` of parsed data, checked against `pool_body` of its JSON bytes (the path ingest takes)."""
     pooled = handler.pool(data, texts)
-    np.testing.assert_array_equal(handler.pool_json(json.dumps(data).encode(), texts), pooled)
+    np.testing.assert_array_equal(handler.pool_body(json.dumps(data).encode(), texts), pooled)
     return pooled
 
 
