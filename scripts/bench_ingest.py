@@ -11,7 +11,10 @@ a sagerag ingest of 2,000 texts or more), is the client's.
 Endpoints (`--endpoints`):
 - toolkit: token-level `feature-extraction` (Hugging Face inference toolkit), its JSON writing timed;
 - toolkit-free: the same answers with JSON writing free (the issue's model: round trip + request + token);
-- tei: pooled vectors (TEI), only sagerag runs against it (`TEIContentHandler`).
+- tei: pooled vectors (TEI), only sagerag runs against it (`TEIContentHandler`);
+- toolkit-npy, toolkit-free-npy: the toolkit endpoints, sagerag asking them for NPY answers
+  (`MiniLMContentHandler(binary=True)`; the toolkit's `np.save` timed on toolkit-npy, free on the other);
+  the tutorial loop and the stock class ask for JSON, as they do.
 
 Ways:
 1. tutorial loop: batches of 2, one request at a time, mean pooling, one upsert per batch
@@ -57,11 +60,12 @@ from _bench_common import faq_answers, machine_lines, print_table, ref_package
 from langchain_core.documents import Document
 
 import sagerag.ingest
-from sagerag.adapters import SagemakerEmbeddings, TEIContentHandler
+from sagerag.adapters import MiniLMContentHandler, SagemakerEmbeddings, TEIContentHandler
 from sagerag.ingest import ingest_documents
 from sagerag.local.sagemaker.simulated import (
     TEI_JSON_S_PER_BYTE,
     TOOLKIT_JSON_S_PER_BYTE,
+    TOOLKIT_NPY_S_PER_BYTE,
     RemoteTiming,
 )
 from sagerag.stores import PineconeStore, ensure_index
@@ -73,7 +77,7 @@ with warnings.catch_warnings():  # imported here, not in the timed run (it takes
 
 DISTINCT = 2000
 """Distinct texts recorded; larger corpora repeat them under new ids (the endpoint's work is the same)."""
-ENDPOINTS = ("toolkit", "toolkit-free", "tei")
+ENDPOINTS = ("toolkit", "toolkit-free", "tei", "toolkit-npy", "toolkit-free-npy")
 INGEST_BATCH = 0
 """`ingest_documents(batch_size=)` for the sagerag way (`--ingest-batch`; 0: its default)."""
 EMBED_CHUNK = 0
@@ -100,6 +104,15 @@ def corpus(n: int) -> list[str]:
     return [distinct[i % len(distinct)] for i in range(n)]
 
 
+def handler_for(kind: str) -> dict[str, Any]:
+    """The sagerag way's content handler for an endpoint kind (the default MiniLM one: none given)."""
+    if kind == "tei":
+        return {"content_handler": TEIContentHandler()}
+    if kind.endswith("-npy"):
+        return {"content_handler": MiniLMContentHandler(binary=True)}
+    return {}
+
+
 def endpoint_name(kind: str, rtt_ms: float, instances: int, workers: int = 1) -> str:
     return f"{kind}-{rtt_ms:g}ms-{instances}x{workers}"
 
@@ -123,6 +136,8 @@ def serve(
         recorder.load(cache)
     known = len(recorder._answers)  # what the cache held: rewriting 1.7 GB unchanged takes a minute
     recorder.record(texts)
+    if any("-npy-" in name for name in specs):
+        recorder.record_npy(texts)
     if cache is not None and len(recorder._answers) != known:
         recorder.save(cache)
     recorded_s = time.perf_counter() - started
@@ -239,8 +254,7 @@ def run_cell(fields: dict[str, Any]) -> None:
     client = local_runtime_client(cell["runtime"])
     pc = Pinecone(api_key=cell["api_key"], host=cell["pinecone"])
     index = pc.Index(host=pc.describe_index("bench").host)
-    if cell["kind"] == "tei":
-        fields = {**fields, "content_handler": TEIContentHandler()}
+    fields = {**fields, **handler_for(cell["kind"])}
     texts = corpus(cell["texts"])
     # imports (LangChain's indexing, the ledger), connections and first buffers, untimed
     sagerag_way(client, index, cell["endpoint"], documents(texts[:64]), "warm-up", **fields)
@@ -437,6 +451,7 @@ def main() -> None:
         return
 
     def timing(kind: str, rtt: float, instances: int, workers: int) -> tuple[bool, RemoteTiming]:
+        container = kind.removesuffix("-npy")  # the same endpoint; the client asks it for NPY
         per_byte = {
             "toolkit": args.toolkit_ns_per_byte / 1e9,
             "toolkit-free": 0.0,
@@ -447,7 +462,8 @@ def main() -> None:
             per_request_s=args.per_request_ms / 1000,
             per_token_s=args.per_token_us / 1e6,
             instances=instances,
-            per_response_byte_s=per_byte[kind],
+            per_response_byte_s=per_byte[container],
+            per_npy_byte_s=TOOLKIT_NPY_S_PER_BYTE if container == "toolkit" else 0.0,
             workers=workers,
         )
 
@@ -508,7 +524,7 @@ def main() -> None:
     ):  # imports (LangChain's indexing, the ledger) and connections, untimed
         kind = args.endpoints[0]
         first = endpoint_name(kind, args.rtt_ms[0], args.instances[-1], workers_of(kind)[0])
-        handler = {"content_handler": TEIContentHandler()} if args.endpoints[0] == "tei" else {}
+        handler = handler_for(kind)
         sagerag_way(client, index, first, documents(everything[:64]), "warm-up", **handler, **fields)
         index.delete(delete_all=True, namespace="warm-up")
         counters(first)
@@ -524,7 +540,7 @@ def main() -> None:
                 name = endpoint_name(kind, rtt, instances, workers)
                 ways = ["sagerag"] if kind == "tei" else args.ways
                 for way in ways:
-                    key = (rtt, instances, workers, kind, way)
+                    key = (rtt, instances, workers, kind.removesuffix("-npy"), way)
                     if way != "sagerag" and key in sequential:
                         rows.append(Row(**{**sequential[key].__dict__, "texts": n}))
                         continue
@@ -539,13 +555,9 @@ def main() -> None:
                             tutorial_loop(client, index, name, timed, namespace)
                         elif way == "stock integration":
                             stock(client, index, name, timed, namespace)
-                        elif kind == "tei":
-                            handler = TEIContentHandler()
-                            sagerag_way(
-                                client, index, name, docs, namespace, content_handler=handler, **fields
-                            )
                         else:
-                            sagerag_way(client, index, name, docs, namespace, **fields)
+                            handler = handler_for(kind)
+                            sagerag_way(client, index, name, docs, namespace, **handler, **fields)
                         wall = time.perf_counter() - started
                         cpu_s = client_cpu() - cpu_s
                     cpu = cpu_s / wall
