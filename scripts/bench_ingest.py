@@ -542,7 +542,7 @@ def main() -> None:
                 for way in ways:
                     key = (rtt, instances, workers, kind.removesuffix("-npy"), way)
                     if way != "sagerag" and key in sequential:
-                        rows.append(Row(**{**sequential[key].__dict__, "texts": n}))
+                        rows.append(Row(**{**sequential[key].__dict__, "texts": n, "endpoint": kind}))
                         continue
                     timed = texts if way == "sagerag" else texts[: args.seq_cap]
                     namespace = f"{way.split()[0]}-{n}-{name}"

@@ -141,7 +141,8 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         """An order for `texts` and the texts of each request in it, for a caller scheduling the requests
         itself (`stores.prefetch`): sorted by length for a container that pads (a padded request then
         carries more texts: toolkit 4.3 a request over 256 texts, against 3.1 in the given order) or a
-        handler with batch keys (equal keys side by side), else in the given order (the same requests, and vectors come back in the order they are asked for)."""
+        handler with batch keys (equal keys side by side), else in the given order (the same requests, and
+        vectors come back in the order they are asked for)."""
         texts = list(texts)
         handler = self.content_handler
         if getattr(handler, "pads_batches", False) or hasattr(handler, "batch_keys"):

@@ -53,7 +53,11 @@ def load_tokenizer(path: Path | None, max_tokens: int) -> Any:
 
 
 def token_counts(texts: Sequence[str], path: Path | None, max_tokens: int) -> list[int]:
-    return [len(enc.ids) for enc in load_tokenizer(path, max_tokens).encode_batch(list(texts))]
+    """Each text's token count. ~0.25 ms of CPU a FAQ answer (BERT's normaliser and word pieces), so it
+    counts: `encode_batch_fast` (tokenizers >= 0.20.2: no character offsets) takes ~30% less."""
+    tokenizer = load_tokenizer(path, max_tokens)
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    return [len(enc.ids) for enc in encode(list(texts))]
 
 
 def depth(value: Any, array: type[Any] = list) -> int:
@@ -121,7 +125,7 @@ def _matrices(doc: Any) -> tuple[int, list[np.ndarray]] | None:
 
 
 NPY = "application/x-npy"
-"""The `Accept` that asks the inference toolkit for NPY instead of JSON (its `decoder_encoder` writes both)."""
+"""The `Accept` asking the inference toolkit for NPY instead of JSON (its `decoder_encoder` writes both)."""
 NPY_MAGIC = b"\x93NUMPY"
 
 

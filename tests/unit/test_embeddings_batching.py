@@ -278,3 +278,25 @@ def test_embeddings_format_setting_asks_the_toolkit_for_npy(
     monkeypatch.setenv("SAGERAG_EMBEDDINGS_FORMAT", "msgpack")
     with pytest.raises(ConfigurationError, match=r"SAGERAG_EMBEDDINGS_FORMAT.*'json' or 'npy'"):
         load_settings(config)
+
+
+def test_a_plan_counts_each_text_s_tokens_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting tokens costs ~0.25 ms a text; an NPY plan needs the counts twice (batch keys, then the
+    response estimates) and must pay for them once."""
+    from sagerag.adapters import minilm
+
+    counted: list[str] = []
+    real = minilm.token_counts
+
+    def counting(texts: list[str], *args: Any) -> list[int]:
+        counted.extend(texts)
+        return real(texts, *args)
+
+    monkeypatch.setattr(minilm, "token_counts", counting)
+    texts = [f"passage {i} " + "word " * (i % 7) for i in range(50)]
+    embeddings = SagemakerEmbeddings(
+        endpoint_name="fake", client=FakeEndpoint(), content_handler=MiniLMContentHandler(binary=True)
+    )
+    order, requests = embeddings.plan_requests(texts)
+    assert sorted(counted) == sorted(texts) and sorted(order) == list(range(50))
+    assert len(requests) == len(set(embeddings.content_handler.token_counts(texts)))
