@@ -31,7 +31,12 @@ from _bench_common import print_table
 from sagerag.adapters.client import SAGEMAKER_MAX_PAYLOAD_BYTES
 from sagerag.deploy.pricing import HOURLY_USD, PRICES_AS_OF
 from sagerag.ingest import parse_processes_for
-from sagerag.local.sagemaker.simulated import TEI_JSON_S_PER_BYTE, TOOLKIT_JSON_S_PER_BYTE, RemoteTiming
+from sagerag.local.sagemaker.simulated import (
+    TEI_JSON_S_PER_BYTE,
+    TOOLKIT_JSON_S_PER_BYTE,
+    TOOLKIT_NPY_S_PER_BYTE,
+    RemoteTiming,
+)
 
 PINECONE_UPSERTS_PER_S = 100
 """Upsert requests per second per namespace (Pinecone database limits, serverless)."""
@@ -190,6 +195,15 @@ def main() -> None:
     )
     parser.add_argument("--tei-client-ms", type=float, default=0.16, help="client CPU per text, pooled")
     parser.add_argument(
+        "--npy-client-ms", type=float, default=0.9, help="client CPU per text, token level asked for NPY"
+    )
+    parser.add_argument(
+        "--npy-batch",
+        type=float,
+        default=7.2,
+        help="texts an NPY request (one token count a request, planned 1,024 texts at a time)",
+    )
+    parser.add_argument(
         "--toolkit-batch", type=float, default=4.4, help="texts a token-level request (the 5 MB budget's cut)"
     )
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (max_concurrency)")
@@ -240,6 +254,7 @@ def main() -> None:
     )
     toolkit_bytes = args.tokens_per_text * 384 * 20.6 + 30  # the toolkit's JSON: ~20.6 bytes a value
     tei_bytes = 384 * 11.0 + 4
+    npy_bytes = args.tokens_per_text * 384 * 8 + 128 / args.npy_batch  # float64, one header a request
     toolkit_batch = args.toolkit_batch
     client = {
         "client_cpu_s_per_text": args.toolkit_client_ms / 1000,
@@ -248,11 +263,13 @@ def main() -> None:
     }
     endpoints = [
         Endpoint("toolkit", TOOLKIT_JSON_S_PER_BYTE, toolkit_batch, toolkit_bytes, **client),
+        Endpoint("toolkit-npy", TOOLKIT_NPY_S_PER_BYTE, args.npy_batch, npy_bytes, args.npy_client_ms / 1000),
         Endpoint("tei", TEI_JSON_S_PER_BYTE, 32, tei_bytes, args.tei_client_ms / 1000),
     ]
     print(
         f"model: round trip {args.rtt_ms:g} ms, {setup.tokens_per_text:.0f} tokens a passage, "
-        f"toolkit batches of {toolkit_batch:.1f} (6 MB cap {SAGEMAKER_MAX_PAYLOAD_BYTES:,} B), TEI 32; "
+        f"toolkit batches of {toolkit_batch:.1f} (6 MB cap {SAGEMAKER_MAX_PAYLOAD_BYTES:,} B), "
+        f"NPY {args.npy_batch:.1f}, TEI 32; "
         f"{setup.concurrency} requests in flight; a client of {setup.client_cpus:g} CPUs, "
         f"{setup.parse_workers} parsing workers; "
         f"Pinecone bound {write_rate(setup):,.0f} records/s per namespace; "
@@ -282,6 +299,9 @@ def main() -> None:
         table = []
         by_name = {e.name: e for e in endpoints}
         by_name["toolkit-free"] = Endpoint("toolkit-free", 0.0, toolkit_batch, toolkit_bytes, **client)
+        by_name["toolkit-free-npy"] = Endpoint(
+            "toolkit-free-npy", 0.0, args.npy_batch, npy_bytes, args.npy_client_ms / 1000
+        )
         for text in args.compare.read_text().splitlines():
             m = BENCH_LINE.match(text)
             if not m:
@@ -334,7 +354,7 @@ def main() -> None:
 
         grid = [int(10 ** (4 + i / 8)) for i in range(17)]  # 10k .. 1M
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-        for e, style in zip(endpoints, ("-", "--"), strict=True):
+        for e, style in zip(endpoints, ("-", ":", "--"), strict=True):
             for n in args.instances:
                 hours = [cost_usd(e, setup, n, p)[0] for p in grid]
                 usd = [sum(cost_usd(e, setup, n, p)[1:]) for p in grid]
@@ -351,8 +371,8 @@ def main() -> None:
         axes[0].legend(fontsize=7, ncol=2)
         fig.suptitle(
             f"sagerag ingest, modelled: {args.instance_type}, round trip {args.rtt_ms:g} ms, "
-            f"{setup.tokens_per_text:.0f} tokens a passage (solid: token-level toolkit, {setup.workers} "
-            "workers an instance; dashed: TEI)",
+            f"{setup.tokens_per_text:.0f} tokens a passage\n(solid: token-level toolkit, {setup.workers} "
+            "workers an instance; dotted: the same asked for NPY; dashed: TEI)",
             fontsize=9,
         )
         fig.tight_layout()
