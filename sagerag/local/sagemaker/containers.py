@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from sagerag.adapters.token_vectors import NPY
 from sagerag.errors import ContainerError
 from sagerag.local.sagemaker.llama2_markup import parse_llama2_chat
 from sagerag.local.sagemaker.models import GeneratedToken, GGUFChatModel, MiniLMModel
@@ -29,8 +30,7 @@ LOCAL_REPETITION_PENALTY = 1.1
 
 
 JSON = "application/json"
-NPY = "application/x-npy"
-"""Answer formats a container may be asked for (`Accept`); the inference toolkit writes both."""
+"""With `NPY`, the answer formats the inference toolkit writes, as `Accept` asks."""
 
 
 def _json_body(body: bytes) -> Any:

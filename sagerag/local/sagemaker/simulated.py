@@ -31,9 +31,9 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 
+from sagerag.adapters.token_vectors import NPY
 from sagerag.local.sagemaker.containers import (
     JSON,
-    NPY,
     ContainerError,
     FeatureExtraction,
     _json_body,
