@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sagerag.cli import main
@@ -182,3 +183,25 @@ def test_remote_configuration_runs_the_same_chain(tmp_path: Path, monkeypatch: p
             .Index(host=pinecone.client().describe_index("sagerag").host)
             .describe_index_stats()
         )
+
+
+def test_the_embeddings_format_setting_reaches_the_pipeline_s_ingest(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`SAGERAG_EMBEDDINGS_FORMAT=npy`: the pipeline asks its feature-extraction endpoint for NPY answers,
+    gets the vectors JSON answers give, and its ingest finds each FAQ row by its own question."""
+    from sagerag.adapters import SagemakerEmbeddings
+    from sagerag.ingest import load_csv
+
+    monkeypatch.setenv("SAGERAG_EMBEDDINGS_FORMAT", "npy")
+    docs = load_csv(FAQ_CSV)[:24]
+    with from_settings() as pipeline:
+        embeddings = pipeline.embeddings
+        assert embeddings.content_handler.accepts == "application/x-npy"
+        texts = [doc.page_content for doc in docs[:6]]
+        as_json = SagemakerEmbeddings(endpoint_name=embeddings.endpoint_name, client=embeddings.client)
+        assert np.allclose(embeddings.embed_documents(texts), as_json.embed_documents(texts), atol=1e-6)
+        assert pipeline.ingest(docs).added == 24
+        for doc in docs[:4]:
+            (found, _), *_ = pipeline.store.similarity_search_with_score(doc.metadata["question"], k=1)
+            assert found.metadata["row"] == doc.metadata["row"]
