@@ -120,17 +120,18 @@ def test_texts_share_a_request_only_with_texts_of_the_same_batch_key() -> None:
 
 def test_texts_grouped_by_key_are_planned_a_whole_ahead_at_a_time() -> None:
     """Equal keys are rarer in a small window (NPY: one token count a request), so a handler that groups
-    by key has the embedding-ahead plan over `ahead` texts instead of 256."""
+    by key has the embedding-ahead plan over `ahead` texts instead of 256, and embeds up to two such windows
+    ahead (the next one goes out while the store waits for the last texts of this one)."""
     from sagerag.stores.prefetch import PrefetchedEmbeddings
 
     class Grouping(KeyedHandler):
         groups_by_key = True
 
     texts = _texts(600)
-    for handler, window in ((KeyedHandler(), 256), (Grouping(), 512)):
+    for handler, window, most in ((KeyedHandler(), 256, 512), (Grouping(), 512, 1024)):
         embeddings = SagemakerEmbeddings(endpoint_name="fake", client=FakeEndpoint(), content_handler=handler)
         with PrefetchedEmbeddings.for_embeddings(embeddings, texts, ahead=512) as ahead:
-            assert ahead._window == window
+            assert ahead._window == window and ahead._ahead == most
             assert len(ahead.embed_documents(texts)) == 600
 
 
