@@ -22,9 +22,9 @@ Ways:
 3. sagerag: `ingest_documents` (what `sagerag ingest` runs: ledger, `PineconeStore`, `SagemakerEmbeddings`)
 
 Each sagerag cell runs in a client process of its own (a fresh Python, as each `sagerag ingest` is), warmed
-up untimed on an endpoint of its own first; the sequential ways run in this process. In one process the
-cells' order showed in the numbers (TEI at 4 instances 0.54-0.59 after the token-level cells, 0.78 first);
-`--same-process` keeps the old way.
+up untimed on the cell's endpoint (its counters reset after); the sequential ways run in this process. In
+one process the cells' order showed in the numbers (TEI at 4 instances 0.54-0.59 after the token-level
+cells, 0.78 first); `--same-process` keeps the old way.
 
 Capacity is the endpoint's throughput at sagerag's own batches with every worker (or GPU) busy:
 `RemoteTiming.capacity` at the mean tokens, bytes and texts per request the sagerag run sent. The two sequential ways' rates do not
@@ -489,7 +489,7 @@ def main() -> None:
     info = ours.recv()
 
     def counters(name: str) -> tuple[int, float, float]:
-        """Endpoint `name`'s requests and capacity, and the emulator's CPU seconds, since the last call (reset)."""
+        """Endpoint `name`'s requests and capacity and the emulator's CPU seconds since the last call."""
         ours.send(("counters", name))
         requests, capacity, server_cpu = ours.recv()
         return requests, capacity, server_cpu
@@ -519,9 +519,8 @@ def main() -> None:
         index.delete(delete_all=True, namespace="warm-up")
         counters(first)
 
-    if (
-        "sagerag" in args.ways and args.same_process
-    ):  # imports (LangChain's indexing, the ledger) and connections, untimed
+    # imports (LangChain's indexing, the ledger) and connections, untimed (`run_cell` does its own)
+    if "sagerag" in args.ways and args.same_process:
         kind = args.endpoints[0]
         first = endpoint_name(kind, args.rtt_ms[0], args.instances[-1], workers_of(kind)[0])
         handler = handler_for(kind)
