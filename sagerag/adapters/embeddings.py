@@ -218,11 +218,9 @@ class SagemakerEmbeddings(BaseModel, Embeddings):
         # keeps a padded response close to its estimate. Texts of equal batch key (an NPY answer's
         # token count) are put side by side, as they alone may share a request.
         keys = self._batch_keys(texts)
-        if keys is None:
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            return order, list(self._batches([texts[i] for i in order], order))
-        order = sorted(range(len(texts)), key=lambda i: (keys[i], len(texts[i])))
-        return order, list(self._batches([texts[i] for i in order], order, [keys[i] for i in order]))
+        order = sorted(range(len(texts)), key=lambda i: (keys[i] if keys else 0, len(texts[i])))
+        ordered_keys = None if keys is None else [keys[i] for i in order]
+        return order, list(self._batches([texts[i] for i in order], order, ordered_keys))
 
     def _run(self, texts: list[str], call: Callable[..., list[list[float]]]) -> list[list[float]]:
         order, batches = self._plan(texts)
