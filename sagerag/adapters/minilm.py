@@ -29,6 +29,7 @@ from sagerag.adapters.pooling_workers import PoolingProcesses
 from sagerag.adapters.token_vectors import (
     NPY,
     NPY_MAGIC,
+    TokenVectors,
     depth,
     mean_pool,
     npy_matrices,
@@ -227,5 +228,5 @@ class MiniLMContentHandler(ContentHandlerBase[list[str], list[list[float]]]):
             return mean_pool([row[None, :] for row in matrix], None, self.normalize)
         raise EmbeddingOutputError(f"cannot pool an embedding output nested {levels} deep")
 
-    def _pool_tokens(self, levels: int, items: list[np.ndarray], texts: Sequence[str] | None) -> np.ndarray:
+    def _pool_tokens(self, levels: int, items: TokenVectors, texts: Sequence[str] | None) -> np.ndarray:
         return pool_tokens(levels, items, texts, self.normalize, self.token_counts)

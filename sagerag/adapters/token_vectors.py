@@ -7,6 +7,7 @@ Separate from `minilm` (the LangChain content handler) so that a worker process 
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -129,32 +130,60 @@ NPY = "application/x-npy"
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def npy_matrices(raw: bytes) -> tuple[int, list[np.ndarray]] | None:
-    """An NPY answer's nesting depth and one `(tokens, dim)` matrix per input, as `token_matrices` gives
+def npy_matrices(raw: bytes) -> tuple[int, np.ndarray] | None:
+    """An NPY answer's nesting depth and its `(n, tokens, dim)` token vectors, as `token_matrices` gives
     for JSON: the toolkit's `np.save` of `(n, 1, tokens, dim)` (a list of texts) or `(1|n, tokens, dim)`
-    (one string, or a container that pads). None for anything else, an object (pickled) array included."""
+    (one string, or a container that pads). None for anything else, an object (pickled) array included.
+
+    The array is a read-only view of `raw`: `np.load` copies a 2 MB answer through a file object, and its
+    pooling row by row took ~290 us a 7-text answer against ~110 us viewed and pooled in one call.
+    """
+    header = io.BytesIO(raw[:_NPY_HEADER_MAX])
     try:
-        array = np.load(io.BytesIO(raw), allow_pickle=False)
+        read_header = _NPY_HEADER_READERS.get(np.lib.format.read_magic(header))
+        if read_header is None:
+            return None
+        shape, fortran_order, dtype = read_header(header)
     except (ValueError, OSError, EOFError):
         return None
-    if array.dtype.kind != "f" or array.ndim not in (3, 4) or array.shape[-1] == 0:
+    if dtype.kind != "f" or len(shape) not in (3, 4) or shape[-1] == 0:
         return None
+    count = math.prod(shape)
+    if len(raw) - header.tell() < count * dtype.itemsize:
+        return None
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=header.tell())
+    array = flat.reshape(shape[::-1]).transpose() if fortran_order else flat.reshape(shape)
     if array.ndim == 4:
         if array.shape[1] != 1:
             return None
-        return 4, [item[0] for item in array]
-    return 3, list(array)
+        return 4, array[:, 0]
+    return 3, array
 
 
-def mean_pool(
-    token_vectors: Sequence[np.ndarray], lengths: Sequence[int] | None, normalize: bool
-) -> np.ndarray:
+_NPY_HEADER_MAX = 65536 + 10
+"""NPY 2.0's largest header (a 4-byte length), with the magic and version before it."""
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+"""The versions `np.save` writes for numeric arrays (3.0 only adds UTF-8 field names)."""
+
+
+TokenVectors = Sequence[np.ndarray] | np.ndarray
+"""One `(tokens, dim)` matrix per input: a list of them (JSON answers, ragged), or one `(n, tokens, dim)`
+array (NPY answers)."""
+
+
+def mean_pool(token_vectors: TokenVectors, lengths: Sequence[int] | None, normalize: bool) -> np.ndarray:
     """Average each input's first `lengths[i]` token vectors (all of them when lengths is None)."""
-    pooled = []
-    for i, tokens in enumerate(token_vectors):
-        count = len(tokens) if lengths is None else max(1, min(int(lengths[i]), len(tokens)))
-        pooled.append(tokens[:count].mean(axis=0, dtype=np.float64))
-    out = np.asarray(pooled, dtype=np.float64)
+    if isinstance(token_vectors, np.ndarray) and lengths is None:
+        out = token_vectors.mean(axis=1, dtype=np.float64)
+    else:
+        pooled = []
+        for i, tokens in enumerate(token_vectors):
+            count = len(tokens) if lengths is None else max(1, min(int(lengths[i]), len(tokens)))
+            pooled.append(tokens[:count].mean(axis=0, dtype=np.float64))
+        out = np.asarray(pooled, dtype=np.float64)
     if normalize:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         out = out / np.where(norms == 0.0, 1.0, norms)
@@ -162,7 +191,7 @@ def mean_pool(
 
 
 def pool_tokens(
-    levels: int, items: list[np.ndarray], texts: Sequence[str] | None, normalize: bool, counts: Counts
+    levels: int, items: TokenVectors, texts: Sequence[str] | None, normalize: bool, counts: Counts
 ) -> np.ndarray:
     """Pool one `(tokens, dim)` matrix per input. Depth 4 answers are never padded; a depth 3 answer
     whose matrices all have one length may be (batch, max_len, dim) padded: count real tokens."""

@@ -192,6 +192,22 @@ def test_minilm_asks_for_npy_when_binary_and_pools_it_as_its_json() -> None:
         handler.pool_body(pickled.getvalue())
 
 
+def test_minilm_reads_npy_in_place_whatever_its_order_and_refuses_one_cut_short() -> None:
+    """The answer is viewed, not loaded: a Fortran-ordered or float32 array pools as `np.load` would read
+    it, and a body shorter than its header says (a dropped connection) is an error, not garbage rows."""
+    handler = MiniLMContentHandler(normalize=False, binary=True)
+    tokens = np.arange(2 * 1 * 3 * 4, dtype=np.float64).reshape(2, 1, 3, 4)
+    expected = tokens[:, 0].mean(axis=1)
+    fortran = io.BytesIO()
+    np.save(fortran, np.asfortranarray(tokens))
+    assert np.allclose(handler.pool_body(fortran.getvalue()), expected)
+    single = io.BytesIO()
+    np.save(single, tokens.astype(np.float32))
+    assert np.allclose(handler.pool_body(single.getvalue()), expected)
+    with pytest.raises(EmbeddingOutputError, match="NPY answer"):
+        handler.pool_body(_npy(tokens)[:-8])
+
+
 def test_minilm_groups_npy_requests_by_token_count_or_sends_one_text_each_without_a_tokenizer() -> None:
     texts = ["hello there", "a longer sentence here", "hello again"]
     assert MiniLMContentHandler().batch_keys(texts) is None  # JSON: any texts may share a request
