@@ -86,6 +86,22 @@ def test_minilm_answers_npy_when_asked_as_the_toolkit_does(runtime_client: Any) 
         )
 
 
+def test_npy_answers_are_the_bytes_np_save_writes() -> None:
+    """The local container writes NPY without `np.save`'s copies, byte for byte what it writes for the
+    toolkit's lists of per-text arrays (float32 made float64) and for one padded array."""
+    import io
+
+    from sagerag.local.sagemaker.containers import npy_bytes
+
+    rng = np.random.default_rng(3)
+    per_text = [rng.random((1, 5, 384), dtype=np.float32) for _ in range(3)]
+    padded = rng.random((2, 5, 384))
+    for value, stacked in ((per_text, np.array(per_text)), (padded, padded)):
+        saved = io.BytesIO()
+        np.save(saved, stacked.astype(np.float64))
+        assert npy_bytes(value) == saved.getvalue()
+
+
 def test_tgi_returns_generated_text_and_full_text(runtime_client: Any) -> None:
     params = {"max_new_tokens": 8, "seed": 1}
     out = _invoke(runtime_client, "llama2", {"inputs": "Say hi.", "parameters": params})

@@ -78,14 +78,14 @@ class FeatureExtraction:
 def npy_bytes(value: np.ndarray | list[np.ndarray]) -> bytes:
     """The toolkit's NPY answer (`np.save` of nested lists of Python floats: float64); texts of different
     token counts make numpy refuse the ragged list, which the toolkit answers as a 400 with numpy's text."""
-    buffer = io.BytesIO()
     try:
-        if isinstance(value, list):
-            value = np.array([item.astype(np.float64) for item in value])
-        np.save(buffer, value.astype(np.float64), allow_pickle=False)
+        array = np.ascontiguousarray(value, dtype=np.float64)
     except ValueError as exc:
         raise ContainerError(400, str(exc)) from None
-    return buffer.getvalue()
+    # `np.save`'s bytes, written with one copy of the values instead of five (a 7-text answer is 2 MB)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    return header.getvalue() + array.data
 
 
 def check_accept(accept: str) -> str:
