@@ -22,7 +22,7 @@ import copy
 import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -193,11 +193,12 @@ class PineconeStore(VectorStore):
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="sagerag-upsert") as pool:
             pending: list[Future[None]] = []
             try:
-                for start in range(0, len(texts), self.embed_batch_size):
-                    end = start + self.embed_batch_size
-                    vectors = self._embedding.embed_documents(texts[start:end])
+                for chunk, vectors in self._embedded(texts):
                     records, sizes = self._records(
-                        final_ids[start:end], records_metadata[start:end], base_sizes[start:end], vectors
+                        [final_ids[i] for i in chunk],
+                        [records_metadata[i] for i in chunk],
+                        [base_sizes[i] for i in chunk],
+                        vectors,
                     )
                     pending += [pool.submit(self._send, batch, ns) for batch in split_batches(records, sizes)]
             except BaseException:
@@ -206,6 +207,30 @@ class PineconeStore(VectorStore):
             for future in pending:
                 future.result()
         return final_ids
+
+    def _embedded(self, texts: list[str]) -> Iterator[tuple[list[int], list[list[float]]]]:
+        """Chunks of `texts` to upsert, as (positions, vectors), about `embed_batch_size` each: in order, or,
+        from embeddings that hand vectors over as they are computed (`PrefetchedEmbeddings.embed_as_ready`),
+        in the order they come, so that little is left to upsert after the last answer."""
+        size = self.embed_batch_size
+        as_ready = getattr(self._embedding, "embed_as_ready", None)
+        if as_ready is None:
+            for start in range(0, len(texts), size):
+                yield (
+                    list(range(start, min(start + size, len(texts)))),
+                    self._embedding.embed_documents(texts[start : start + size]),
+                )
+            return
+        held: list[int] = []
+        vectors: list[list[float]] = []
+        for positions, ready in as_ready(texts):
+            held += positions
+            vectors += ready
+            if len(held) >= size:
+                yield held, vectors
+                held, vectors = [], []
+        if held:
+            yield held, vectors
 
     def check_documents(self, documents: Sequence[Document], ids: Sequence[str]) -> None:
         """Raise what `add_documents(documents, ids=ids)` would for their ids and metadata, sending nothing:

@@ -18,8 +18,8 @@ import threading
 from array import array
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, as_completed
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -123,6 +123,12 @@ class PrefetchedEmbeddings(Embeddings):
         if callable(plan) and callable(send) and isinstance(concurrency, int):
             return cls(inner, texts, window=window, workers=concurrency, ahead=ahead, plan=plan, send=send)
         return cls(inner, texts, window=window, workers=2, ahead=ahead)
+
+    @property
+    def window(self) -> int:
+        """Texts planned together: a store asking for fewer at a time gets a window's vectors in pieces, the
+        last of which waits for the window's last call."""
+        return self._window
 
     def _produce(self) -> None:
         try:
@@ -240,6 +246,29 @@ class PrefetchedEmbeddings(Embeddings):
             ):
                 vectors[i] = vector
         return [vector for vector in vectors if vector is not None]
+
+    def embed_as_ready(self, texts: list[str]) -> Iterator[tuple[list[int], list[list[float]]]]:
+        """`texts`' vectors as the calls holding them answer: (positions in `texts`, their vectors), one pair
+        a call, in the order the calls finish; texts not announced are embedded on the spot, last.
+
+        A store that upserts each pair as it comes (`PineconeStore.add_texts`) has little left to write
+        after the last answer, where taking `embed_documents` chunk by chunk in the texts' order left a
+        window's upserts for the end: a plan sorts a window by length, so every chunk of it waits for the
+        window's last call."""
+        rows: dict[Future[list[list[float]]], list[tuple[int, int]]] = {}
+        missing: list[int] = []
+        for i, text in enumerate(texts):
+            found = self._locate(text)
+            if found is None:
+                missing.append(i)
+            else:
+                rows.setdefault(found[0], []).append((i, found[1]))
+        for call in as_completed(rows):
+            vectors = self._vectors(call)
+            members = rows[call]
+            yield [i for i, _ in members], [vectors[row] for _, row in members]
+        if missing:
+            yield missing, self._inner.embed_documents([texts[i] for i in missing])
 
     def _vectors(self, call: Future[list[list[float]]]) -> list[list[float]]:
         """A call's vectors, once it answered; for a call cancelled because another failed (sent before it,

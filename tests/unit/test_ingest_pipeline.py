@@ -244,6 +244,83 @@ def test_a_failed_call_reaches_the_store_even_when_it_waits_for_a_call_queued_be
         assert [str(e) for e in done] == ["endpoint refused"]
 
 
+def test_prefetch_hands_vectors_over_as_their_calls_answer() -> None:
+    """`embed_as_ready` yields (positions, vectors) a call at a time in the order the calls finish, each
+    vector at its text's position, texts never announced last."""
+    inner = _Held("t0")  # the call holding t0-t3 answers last
+    texts = [f"t{i}" for i in range(12)]
+
+    def in_fours(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        return list(range(len(window))), [window[i : i + 4] for i in range(0, len(window), 4)]
+
+    with PrefetchedEmbeddings(inner, texts, window=12, workers=3, ahead=12, plan=in_fours) as ahead:
+        asked = [*texts[:8], "never announced"]
+        pairs = []
+        for positions, vectors in ahead.embed_as_ready(asked):
+            pairs.append((positions, vectors))
+            if len(pairs) == 1:
+                inner.release.set()
+    assert [p for p, _ in pairs] == [[4, 5, 6, 7], [0, 1, 2, 3], [8]]
+    assert [v for _, vs in pairs for v in vs] == inner.inner.embed_documents(
+        [asked[i] for p, _ in pairs for i in p]
+    )
+
+
+def test_the_store_upserts_a_windows_answers_while_its_last_call_is_out(pc: Any) -> None:
+    """A plan sorts a window by length, so every chunk of the store's may wait for the window's last call;
+    the store upserts the vectors it has meanwhile, and what it stores is each text's own vector."""
+    texts = [f"doc text {i}" for i in range(300)]
+    held = _Held("doc text 0")
+    store = PineconeStore(make_index(pc, dimension=8, prefix="ready"), held, "ns")
+    upserted: list[int] = []
+    early: list[bool] = []
+    send = store._send
+
+    def counted(batch: list[Any], namespace: str) -> None:
+        send(batch, namespace)
+        upserted.append(len(batch))
+        if sum(upserted) >= 256 and not early:  # all but the held call's 10 texts and a chunk's remainder
+            early.append(not held.returned.is_set())
+            held.release.set()
+
+    store._send = counted  # type: ignore[method-assign]
+
+    def in_tens(window: list[str]) -> tuple[list[int], list[list[str]]]:
+        return list(range(len(window))), [window[i : i + 10] for i in range(0, len(window), 10)]
+
+    with PrefetchedEmbeddings(held, texts, window=300, workers=4, ahead=300, plan=in_tens) as ahead:
+        ids = store.with_embeddings(ahead, embed_batch_size=64).add_texts(texts, ids=texts)
+    assert early == [True] and sum(upserted) == 300
+    stored = store.index.fetch(ids=ids[:3] + ids[-3:], namespace="ns").vectors
+    for text in texts[:3] + texts[-3:]:
+        assert stored[text].values == pytest.approx(held.inner.embed_query(text), abs=1e-6)
+
+
+class _Grouped(_Recording):
+    """An endpoint whose requests group texts of one token count (NPY answers): planned 1,024 at a time."""
+
+    groups_by_key = True
+
+
+def test_an_ingest_stores_whole_windows_a_batch_by_default(tmp_path: Path, pc: Any) -> None:
+    docs = _docs(1500)
+    store = PineconeStore(make_index(pc, dimension=8, prefix="windows"), _Grouped(), "ns")
+    updates: list[int] = []
+    update = SQLiteRecordManager.update
+
+    def counted(self: SQLiteRecordManager, keys: Any, **kwargs: Any) -> None:
+        updates.append(len(keys))
+        update(self, keys, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SQLiteRecordManager, "update", counted)
+        ingest_documents(docs, store, tmp_path / "records.sqlite3", "ns")
+        assert updates == [1024, 476]
+        updates.clear()
+        ingest_documents(_docs(700, "other"), store, tmp_path / "records.sqlite3", "ns", batch_size=300)
+        assert updates == [300, 300, 100]  # a batch size asked for is kept
+
+
 def _ledger_keys(path: Path, namespace: str) -> set[str]:
     ledger = SQLiteRecordManager(namespace, path)
     try:
