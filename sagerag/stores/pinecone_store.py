@@ -223,14 +223,16 @@ class PineconeStore(VectorStore):
             return
         held: list[int] = []
         vectors: list[list[float]] = []
+        awaited = len(texts)
         for positions, ready in as_ready(texts):
             held += positions
             vectors += ready
-            if len(held) >= size:
+            awaited -= len(positions)
+            # a full chunk, or, near the end, as many as are still to come: the last upsert carries little
+            # more than the last call's vectors
+            if len(held) >= min(size, awaited):
                 yield held, vectors
                 held, vectors = [], []
-        if held:
-            yield held, vectors
 
     def check_documents(self, documents: Sequence[Document], ids: Sequence[str]) -> None:
         """Raise what `add_documents(documents, ids=ids)` would for their ids and metadata, sending nothing:

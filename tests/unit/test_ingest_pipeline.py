@@ -268,7 +268,8 @@ def test_prefetch_hands_vectors_over_as_their_calls_answer() -> None:
 
 def test_the_store_upserts_a_windows_answers_while_its_last_call_is_out(pc: Any) -> None:
     """A plan sorts a window by length, so every chunk of the store's may wait for the window's last call;
-    the store upserts the vectors it has meanwhile, and what it stores is each text's own vector."""
+    the store upserts the vectors it has meanwhile, leaves little for after the last answer, and what it
+    stores is each text's own vector."""
     texts = [f"doc text {i}" for i in range(300)]
     held = _Held("doc text 0")
     store = PineconeStore(make_index(pc, dimension=8, prefix="ready"), held, "ns")
@@ -291,6 +292,7 @@ def test_the_store_upserts_a_windows_answers_while_its_last_call_is_out(pc: Any)
     with PrefetchedEmbeddings(held, texts, window=300, workers=4, ahead=300, plan=in_tens) as ahead:
         ids = store.with_embeddings(ahead, embed_batch_size=64).add_texts(texts, ids=texts)
     assert early == [True] and sum(upserted) == 300
+    assert min(upserted) == 10  # the last upsert: the held call's texts, not the chunk's remainder with them
     stored = store.index.fetch(ids=ids[:3] + ids[-3:], namespace="ns").vectors
     for text in texts[:3] + texts[-3:]:
         assert stored[text].values == pytest.approx(held.inner.embed_query(text), abs=1e-6)
