@@ -195,7 +195,7 @@ def main() -> None:
     )
     parser.add_argument("--tei-client-ms", type=float, default=0.16, help="client CPU per text, pooled")
     parser.add_argument(
-        "--npy-client-ms", type=float, default=0.55, help="client CPU per text, token level asked for NPY"
+        "--npy-client-ms", type=float, default=0.42, help="client CPU per text, token level asked for NPY"
     )
     parser.add_argument(
         "--npy-batch",
