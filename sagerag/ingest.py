@@ -345,9 +345,9 @@ def _to_store(docs: list[Document], keys: dict[int, str], manager: SQLiteRecordM
 PREFETCHED_CHUNK = 128
 """Texts the store upserts at a time when their vectors are embedded ahead (the first this many that have
 come, `PrefetchedEmbeddings.embed_as_ready`): taking vectors costs nothing then, so the chunk only sets how
-soon the upserts start behind the endpoint and how many trail the last answer (2,000 texts, 4 TEI instances: 0.80 of capacity against 0.79 with the store's
-own 256; the same at 20,000; 32 and 64 were worse, medians 0.61 and 0.66 against 0.71 for 128 over 4
-interleaved rounds: more upserts)."""
+soon the upserts start behind the endpoint and how many trail the last answer (2,000 texts, 4 TEI
+instances: 0.80 of capacity against 0.79 with the store's own 256; the same at 20,000; 32 and 64 were
+worse, medians 0.61 and 0.66 against 0.71 for 128 over 4 interleaved rounds: more upserts)."""
 
 
 def _embedding_ahead(
@@ -423,13 +423,13 @@ def ingest_documents(
 
     `index()` stores `batch_size` documents at a time (None: `INGEST_BATCH`, or a whole window of the
     vectors embedded ahead when that is more, 1,024 for NPY answers) and writes the ledger after each
-    batch, once the store acknowledged it; a killed ingest redoes at most that batch. The documents it will store are
-    known before it starts (their keys are not in the ledger), so their ids and metadata are checked
-    first (bad input sends and stores nothing) and a store that can (`PineconeStore.with_embeddings`) gets
-    their vectors embedded up to two batches ahead, while earlier batches are upserted and recorded
-    (`stores.prefetch`; docs/benchmarks.md, "The pooled path at 4 instances"). A token-level endpoint's
-    answers are parsed in `parse_processes` worker processes (None: `parse_processes_for` the texts to
-    embed; 0: in the requesting threads).
+    batch, once the store acknowledged it; a killed ingest redoes at most that batch. The documents it will
+    store are known before it starts (their keys are not in the ledger), so their ids and metadata are
+    checked first (bad input sends and stores nothing) and a store that can
+    (`PineconeStore.with_embeddings`) gets their vectors embedded up to two batches ahead, while earlier
+    batches are upserted and recorded (`stores.prefetch`; docs/benchmarks.md, "The pooled path at 4
+    instances"). A token-level endpoint's answers are parsed in `parse_processes` worker processes (None:
+    `parse_processes_for` the texts to embed; 0: in the requesting threads).
     """
     from langchain_core.indexing import index
 
